@@ -1,0 +1,69 @@
+"""An opt-in, content-addressed response cache for re-runs.
+
+The key covers provider, endpoint, model, parameters, the rendered messages *and the repeat index*, so a
+re-run reuses answers while the k repeats of one run stay k independent samples.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from evalkit.providers.base import CallRecord
+
+
+def evalkit_home() -> Path:
+    """``$EVALKIT_HOME``, else ``$XDG_CACHE_HOME/evalkit``, else ``~/.cache/evalkit``."""
+    home = os.environ.get("EVALKIT_HOME")
+    if home:
+        return Path(home)
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "evalkit"
+
+
+def cache_key(*, provider: str, endpoint: str | None, model: str, params: Mapping[str, Any],
+              messages: Any, repeat: int) -> str:
+    """The content address of one call."""
+    payload = json.dumps(
+        {"provider": provider, "endpoint": endpoint, "model": model, "params": params, "messages": messages,
+         "repeat": repeat},
+        sort_keys=True, ensure_ascii=False, default=str,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+class ResponseCache:
+    """Successful call records stored one file per key under ``<home>/responses``."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = root or evalkit_home() / "responses"
+
+    def _path(self, key: str) -> Path:
+        return self.root / key[:2] / f"{key}.json"
+
+    def get(self, key: str) -> CallRecord | None:
+        """The stored record, marked ``cached``; None on a miss or an unreadable entry."""
+        try:
+            data = json.loads(self._path(key).read_text("utf-8"))
+        except (OSError, json.JSONDecodeError):
+            return None
+        try:
+            record = CallRecord.from_dict(data)
+        except (TypeError, KeyError):
+            return None
+        from dataclasses import replace
+
+        return replace(record, cached=True)
+
+    def put(self, key: str, record: CallRecord) -> None:
+        """Stores a successful record (failures are never cached: a re-run should try again)."""
+        if not record.ok:
+            return
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(f".{os.getpid()}.tmp")
+        temporary.write_text(json.dumps(record.to_dict(), ensure_ascii=False), "utf-8")
+        os.replace(temporary, path)

@@ -1,0 +1,73 @@
+"""The exception tree and the exit codes of the ``evalkit`` command.
+
+::
+
+    EvalkitError                 a user-facing error: the CLI prints it as one line, no traceback
+    ├── ConfigError              a suite, cases file, template or option is wrong
+    │   └── TemplateError        a template does not parse or a variable is missing
+    ├── PrerequisiteError        an optional extra, a model file or an API key is missing
+    ├── ProviderError            a provider could not be started or reached at all
+    ├── ResultsError             a run directory or results file is missing, foreign or corrupt
+    └── RunInterrupted           Ctrl-C: what finished is saved, and the message says how to resume
+
+Anything else that escapes is a bug in evalkit and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Exit status of the ``evalkit`` command; a CI gate *is* its exit status."""
+
+    OK = 0
+    REGRESSION = 1
+    USAGE_ERROR = 2
+    INCONCLUSIVE = 3
+    LINT_FAILED = 4
+    RUN_FAILED = 5
+    INTERNAL_ERROR = 70
+    INTERRUPTED = 130
+
+
+class EvalkitError(Exception):
+    """Base of every error evalkit reports to a user as one line."""
+
+    exit_code: ExitCode = ExitCode.USAGE_ERROR
+
+
+class ConfigError(EvalkitError):
+    """A suite, cases file, template or option is invalid.
+
+    The message names the file (and line where known), the field path, what was expected and what was got.
+    """
+
+
+class TemplateError(ConfigError):
+    """A prompt template does not parse, or a case does not supply one of its variables."""
+
+
+class PrerequisiteError(EvalkitError):
+    """Something the user must install or configure is missing (an extra, a model file, an API key)."""
+
+
+class ProviderError(EvalkitError):
+    """A provider could not be started or reached at all (per-call errors are data, not exceptions)."""
+
+    exit_code = ExitCode.RUN_FAILED
+
+
+class ResultsError(EvalkitError):
+    """A run directory or results file is missing, of an unknown format version, or corrupt."""
+
+
+class RunInterrupted(EvalkitError):
+    """The user interrupted a run; every finished result is already in its journal."""
+
+    exit_code = ExitCode.INTERRUPTED
+
+
+def install_hint(extra: str, what: str) -> str:
+    """The one-line hint shown when an optional extra is not installed."""
+    return f"{what} is not installed; install it with: pip install 'evalkit[{extra}]'"

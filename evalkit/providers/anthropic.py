@@ -1,0 +1,95 @@
+"""The ``anthropic`` provider: the official SDK's Messages API, streamed so TTFT is measured."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from importlib import metadata
+from typing import Any
+
+from evalkit.errors import PrerequisiteError, install_hint
+from evalkit.providers.base import CallFailure, Completion, Request, parse_retry_after, transport_errors
+from evalkit.providers.base import shorten as _short
+from evalkit.providers.openai import endpoint_host, status_class
+
+DEFAULT_MAX_TOKENS = 1024
+"""The Messages API requires max_tokens; this is used when a suite's params do not set it."""
+
+
+class AnthropicProvider:
+    """Messages over the Anthropic SDK."""
+
+    name = "anthropic"
+
+    def __init__(self, *, api_key: str, base_url: str | None = None) -> None:
+        try:
+            import anthropic
+        except ImportError:  # pragma: no cover - anthropic is a core dependency
+            raise PrerequisiteError(install_hint("anthropic", "the anthropic SDK")) from None
+        self.endpoint = endpoint_host(base_url, "https://api.anthropic.com")
+        try:
+            self.sdk_version: str | None = metadata.version("anthropic")
+        except metadata.PackageNotFoundError:  # pragma: no cover
+            self.sdk_version = None
+        self._client = anthropic.AsyncAnthropic(api_key=api_key, base_url=base_url, max_retries=0)
+
+    async def complete(self, request: Request, timeout: float) -> Completion:
+        import anthropic
+
+        system = "\n\n".join(m["content"] for m in request.messages if m["role"] == "system")
+        messages = [dict(m) for m in request.messages if m["role"] != "system"]
+        params: dict[str, Any] = {"max_tokens": DEFAULT_MAX_TOKENS, **request.params}
+        if system:
+            params["system"] = system
+        t0 = time.perf_counter()
+        ttft: float | None = None
+        pieces: list[str] = []
+        tools: list[str] = []
+        info: dict[str, Any] = {}
+        try:
+            async with asyncio.timeout(timeout):
+                stream = await self._client.messages.create(
+                    model=request.model, messages=messages, stream=True, timeout=timeout,  # type: ignore[arg-type]
+                    **params,
+                )
+                info["request_id"] = stream.response.headers.get("request-id")
+                async for event in stream:
+                    if event.type == "message_start":
+                        info["response_id"] = event.message.id
+                        info["model"] = event.message.model
+                        info["prompt_tokens"] = event.message.usage.input_tokens
+                    elif event.type == "content_block_start" and event.content_block.type == "tool_use":
+                        ttft = ttft if ttft is not None else time.perf_counter() - t0
+                        tools.append(event.content_block.name)
+                    elif event.type == "content_block_delta" and event.delta.type == "text_delta":
+                        ttft = ttft if ttft is not None else time.perf_counter() - t0
+                        pieces.append(event.delta.text)
+                    elif event.type == "message_delta":
+                        info["finish"] = event.delta.stop_reason
+                        info["completion_tokens"] = event.usage.output_tokens
+        except TimeoutError:
+            raise CallFailure("timeout", f"no complete answer within {timeout:g} s") from None
+        except anthropic.APITimeoutError:
+            raise CallFailure("timeout", f"request timed out after {timeout:g} s") from None
+        except anthropic.APIStatusError as exc:
+            status = exc.status_code
+            raise CallFailure(status_class(status), f"HTTP {status}: {_short(exc.message)}", status=status,
+                              retry_after=parse_retry_after(exc.response.headers)) from None
+        except anthropic.APIConnectionError as exc:
+            raise CallFailure("connection", _short(str(exc.__cause__ or exc))) from None
+        except transport_errors() as exc:
+            raise CallFailure("connection", f"{type(exc).__name__}: {_short(str(exc)) or 'connection lost'}") \
+                from None
+        except (anthropic.APIResponseValidationError, ValueError, KeyError) as exc:
+            raise CallFailure("bad_response", f"{type(exc).__name__}: {_short(str(exc))}") from None
+        if "finish" not in info:
+            raise CallFailure("bad_response", "stream ended without a stop reason")
+        return Completion(
+            text="".join(pieces), request_id=info.get("request_id"), response_id=info.get("response_id"),
+            model_returned=info.get("model"), ttft_s=ttft, prompt_tokens=info.get("prompt_tokens"),
+            completion_tokens=info.get("completion_tokens"), stop_reason_raw=info["finish"],
+            tool_calls=tuple(tools),
+        )
+
+    async def aclose(self) -> None:
+        await self._client.close()

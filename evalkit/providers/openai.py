@@ -1,0 +1,122 @@
+"""The ``openai`` provider: the official SDK, streaming, any OpenAI-compatible endpoint via ``base_url``."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from importlib import metadata
+from typing import Any
+from urllib.parse import urlsplit
+
+from evalkit.errors import PrerequisiteError, install_hint
+from evalkit.providers.base import CallFailure, Completion, Request, parse_retry_after, transport_errors
+from evalkit.providers.base import shorten as _short
+
+
+def endpoint_host(base_url: str | None, default: str) -> str:
+    """Host and port of an endpoint URL (never its path, query or credentials)."""
+    parts = urlsplit(base_url or default)
+    return parts.hostname + (f":{parts.port}" if parts.port else "") if parts.hostname else "unknown"
+
+
+def status_class(status: int) -> str:
+    """Error class of an HTTP status."""
+    if status == 429:
+        return "rate_limit"
+    if status == 408:
+        return "timeout"
+    if status in (401, 403):
+        return "auth"
+    if status >= 500:
+        return "server"
+    return "client"
+
+
+def _sdk_version() -> str | None:
+    try:
+        return metadata.version("openai")
+    except metadata.PackageNotFoundError:
+        return None
+
+
+class OpenAIProvider:
+    """Chat completions over the OpenAI SDK, streamed so TTFT is measured."""
+
+    name = "openai"
+
+    def __init__(self, *, api_key: str, base_url: str | None = None, name: str = "openai",
+                 stream_usage: bool = True) -> None:
+        try:
+            import openai
+        except ImportError:  # pragma: no cover - openai is a core dependency
+            raise PrerequisiteError(install_hint("openai", "the openai SDK")) from None
+        self.name = name
+        self.endpoint = endpoint_host(base_url, "https://api.openai.com/v1")
+        self.sdk_version = _sdk_version()
+        self._stream_usage = stream_usage
+        # evalkit counts and spaces retries itself, so the SDK must not retry behind its back.
+        self._client = openai.AsyncOpenAI(api_key=api_key, base_url=base_url, max_retries=0)
+
+    async def complete(self, request: Request, timeout: float) -> Completion:
+        import openai
+
+        extra: dict[str, Any] = {"stream_options": {"include_usage": True}} if self._stream_usage else {}
+        t0 = time.perf_counter()
+        ttft: float | None = None
+        pieces: list[str] = []
+        tools: list[str] = []
+        info: dict[str, Any] = {}
+        try:
+            async with asyncio.timeout(timeout):
+                stream = await self._client.chat.completions.create(
+                    model=request.model, messages=list(request.messages),  # type: ignore[arg-type]
+                    stream=True, timeout=timeout, **extra, **dict(request.params),
+                )
+                info["request_id"] = stream.response.headers.get("x-request-id")
+                async for chunk in stream:
+                    info["response_id"] = chunk.id or info.get("response_id")
+                    info["model"] = chunk.model or info.get("model")
+                    info["fingerprint"] = chunk.system_fingerprint or info.get("fingerprint")
+                    if chunk.usage is not None:
+                        info["usage"] = chunk.usage
+                    for choice in chunk.choices:
+                        delta = choice.delta
+                        if delta.content:
+                            if ttft is None:
+                                ttft = time.perf_counter() - t0
+                            pieces.append(delta.content)
+                        for call in delta.tool_calls or ():
+                            if call.function and call.function.name:
+                                if ttft is None:
+                                    ttft = time.perf_counter() - t0
+                                tools.append(call.function.name)
+                        if choice.finish_reason:
+                            info["finish"] = choice.finish_reason
+        except TimeoutError:
+            raise CallFailure("timeout", f"no complete answer within {timeout:g} s") from None
+        except openai.APITimeoutError:
+            raise CallFailure("timeout", f"request timed out after {timeout:g} s") from None
+        except openai.APIStatusError as exc:
+            status = exc.status_code
+            raise CallFailure(status_class(status), f"HTTP {status}: {_short(exc.message)}", status=status,
+                              retry_after=parse_retry_after(exc.response.headers)) from None
+        except openai.APIConnectionError as exc:
+            raise CallFailure("connection", _short(str(exc.__cause__ or exc))) from None
+        except transport_errors() as exc:  # the connection dropped mid-stream
+            raise CallFailure("connection", f"{type(exc).__name__}: {_short(str(exc)) or 'connection lost'}") \
+                from None
+        except (openai.APIResponseValidationError, ValueError, KeyError) as exc:
+            raise CallFailure("bad_response", f"{type(exc).__name__}: {_short(str(exc))}") from None
+        if "finish" not in info:
+            raise CallFailure("bad_response", "stream ended without a finish reason")
+        usage = info.get("usage")
+        return Completion(
+            text="".join(pieces), request_id=info.get("request_id"), response_id=info.get("response_id"),
+            model_returned=info.get("model"), system_fingerprint=info.get("fingerprint"), ttft_s=ttft,
+            prompt_tokens=getattr(usage, "prompt_tokens", None),
+            completion_tokens=getattr(usage, "completion_tokens", None),
+            stop_reason_raw=info["finish"], tool_calls=tuple(tools),
+        )
+
+    async def aclose(self) -> None:
+        await self._client.close()

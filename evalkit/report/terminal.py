@@ -1,0 +1,93 @@
+"""The terminal summary of a run (rich)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import TYPE_CHECKING
+
+from evalkit.conditions import percentile
+from evalkit.results import CaseResult, Run, per_case
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+def _ms(seconds: float | None) -> str:
+    return "–" if seconds is None else f"{seconds * 1000:,.0f} ms"
+
+
+def _rate(part: int, whole: int) -> str:
+    return "–" if whole == 0 else f"{100 * part / whole:.1f}%"
+
+
+def _reason(result: CaseResult) -> str:
+    if result.error:
+        return result.error
+    failed = [s for s in result.scores if not s.passed]
+    return "; ".join(f"{s.name}: {s.reason}" for s in failed[:2]) or "failed"
+
+
+def render_run(run: Run, console: Console, *, failures: int = 10) -> None:
+    """Prints the summary table, the conditions line and the first failing cases."""
+    from rich.table import Table
+
+    results = run.results
+    groups: dict[str, list[CaseResult]] = defaultdict(list)
+    for result in results:
+        for tag in result.tags or ("(untagged)",):
+            groups[tag].append(result)
+    table = Table(title=f"{run.suite.name} · {run.run_id}", title_justify="left")
+    for column, justify in (("tag", "left"), ("results", "right"), ("passed", "right"), ("pass rate", "right"),
+                            ("errors", "right"), ("latency p50", "right"), ("latency p95", "right")):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+
+    def row(name: str, items: list[CaseResult], style: str | None = None) -> None:
+        latencies = [r.call.latency_s for r in items if r.call.latency_s is not None and not r.call.cached]
+        passed = sum(r.passed for r in items)
+        errors = sum(1 for r in items if r.error)
+        table.add_row(name, str(len(items)), str(passed), _rate(passed, len(items)), str(errors),
+                      _ms(percentile(latencies, 50)), _ms(percentile(latencies, 95)), style=style)
+
+    for tag in sorted(groups):
+        row(tag, groups[tag])
+    table.add_section()
+    row("total", list(results), style="bold")
+    console.print(table)
+
+    c = run.conditions
+    if c is not None:
+        endpoint = f" at {c.endpoint}" if c.endpoint else ""
+        returned = ", ".join(c.models_returned) or "–"
+        console.print(f"model: {c.model_requested} via {c.provider}{endpoint} (returned: {returned})")
+        console.print(
+            f"calls: {c.calls} ({c.cached_calls} cached) · attempts {c.attempts} · errors before retries "
+            f"{c.errors_pre_retry} ({_rate(c.errors_pre_retry, c.attempts)}) · after retries "
+            f"{c.errors_post_retry} ({_rate(c.errors_post_retry, c.calls - c.cached_calls)})"
+        )
+        console.print(
+            f"TTFT p50/p95/p99: {_ms(c.ttft_p50)} / {_ms(c.ttft_p95)} / {_ms(c.ttft_p99)} · latency "
+            f"p50/p95/p99: {_ms(c.latency_p50)} / {_ms(c.latency_p95)} / {_ms(c.latency_p99)}"
+        )
+        mean = f"{c.in_flight_mean:.1f}" if c.in_flight_mean is not None else "–"
+        console.print(
+            f"concurrency: {c.concurrency_configured} configured, {mean} mean / {c.in_flight_max or 0} max in flight"
+            f" · throughput {c.throughput_per_s or 0:.2f} calls/s · {c.weekday} {c.hour_local:02d}h {c.timezone}"
+            f" · load {c.loadavg_start[0] if c.loadavg_start else '–'}"
+        )
+    if run.repeats > 1:
+        summaries = per_case(results)
+        flaky = [s for s in summaries if s.flaky]
+        console.print(f"repeats: {run.repeats} · cases passing every repeat: "
+                      f"{sum(s.passed == s.total for s in summaries)}/{len(summaries)} · flaky: {len(flaky)}")
+        for summary in flaky[:failures]:
+            console.print(f"  flaky {summary.case_id}: {summary.passed}/{summary.total} passed")
+    failing = [r for r in results if not r.passed]
+    if failing:
+        console.print(f"failing ({len(failing)}; first {min(failures, len(failing))}):")
+        for result in failing[:failures]:
+            suffix = f" #{result.repeat}" if run.repeats > 1 else ""
+            console.print(f"  {result.case_id}{suffix}: {_reason(result)}", markup=False, highlight=False)
+    if run.status != "complete":
+        console.print(f"status: {run.status} ({len(results)} of {run.expected} results)", style="yellow")
+    if run.directory is not None:
+        console.print(f"results: {run.directory}", markup=False, highlight=False)

@@ -1,0 +1,295 @@
+"""Suites and cases: YAML (plus JSONL/CSV/YAML cases files) → validated, frozen records."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from evalkit import schema, scorers
+from evalkit.errors import ConfigError
+from evalkit.template import Template, parse_template
+
+DEFAULT_CONCURRENCY = 4
+
+
+@dataclass(frozen=True)
+class Check:
+    """One ``expect`` entry: a scorer name and its argument."""
+
+    name: str
+    """Registry name (``contains``) or ``scorer`` for a user scorer by dotted path."""
+    arg: Any
+    """The argument as written in YAML."""
+
+
+@dataclass(frozen=True)
+class Case:
+    """One eval case with a stable id, so runs pair up across time."""
+
+    id: str
+    """Explicit, or derived from the case's vars (``c-`` + 10 hex digits of their hash)."""
+    vars: Mapping[str, Any] = field(hash=False)
+    """Template variables, after suite defaults are merged in."""
+    tags: tuple[str, ...] = ()
+    """Free labels such as a route or cohort."""
+    expect: tuple[Check, ...] = ()
+    """Checks applied to the output; suite-level default checks come first."""
+    description: str = ""
+    """A human note about what the case is for."""
+    source: str = ""
+    """``file:line`` where the case was defined, for messages."""
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """Optional client-side limits."""
+
+    requests_per_minute: float | None = None
+    tokens_per_minute: float | None = None
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a case runs against: a prompt + provider/model, or a user's Python callable."""
+
+    provider: str | None = None
+    model: str | None = None
+    params: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    base_url: str | None = None
+    api_key_env: str | None = None
+    timeout: float = 60.0
+    """Seconds allowed for one attempt (connect to last token)."""
+    max_attempts: int = 3
+    """Attempts per call, the first included; retries back off and honour ``retry-after``."""
+    system: Template | None = None
+    user: Template | None = None
+    callable: str | None = None
+    """``package.module:function`` taking the case vars and returning the output text."""
+
+    @property
+    def templates(self) -> tuple[Template, ...]:
+        """The prompt templates of this target, system first."""
+        return tuple(t for t in (self.system, self.user) if t is not None)
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A validated suite."""
+
+    name: str
+    path: str
+    """The suite file as the user named it."""
+    target: Target
+    cases: tuple[Case, ...]
+    description: str = ""
+    repeats: int = 1
+    concurrency: int = DEFAULT_CONCURRENCY
+    rate_limit: RateLimit = RateLimit()
+    sha256: str = ""
+    """Hash of the suite file and its cases file, so a changed suite is never mistaken for the same."""
+
+    def case(self, case_id: str) -> Case:
+        """The case with this id."""
+        for case in self.cases:
+            if case.id == case_id:
+                return case
+        raise KeyError(case_id)
+
+
+def display_path(path: Path) -> str:
+    """A path as short as it can be shown: relative to the working directory when inside it."""
+    try:
+        return os.path.relpath(path)
+    except ValueError:
+        return str(path)
+
+
+def derive_case_id(vars: Mapping[str, Any]) -> str:
+    """A stable id from a case's content: the same vars give the same id in every run."""
+    canonical = json.dumps(vars, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    return "c-" + hashlib.sha256(canonical.encode()).hexdigest()[:10]
+
+
+def _read_text(path: Path, display: str, field_name: str, where: str) -> str:
+    try:
+        return path.read_text("utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{where}: {field_name}: file {display!r} does not exist") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{where}: {field_name}: expected UTF-8 text in {display!r}, got binary data") from None
+    except OSError as exc:
+        raise ConfigError(f"{where}: {field_name}: cannot read {display!r} ({exc.strerror})") from None
+
+
+def _template(spec: Any, base: Path, field_name: str, where: str, suite_display: str) -> Template:
+    if isinstance(spec, str):
+        return parse_template(spec, f"{suite_display}:{field_name}")
+    file = base / spec["file"]
+    display = display_path(file)
+    return parse_template(_read_text(file, display, f"{field_name}.file", where), display)
+
+
+def _parse_checks(raw: list[dict[str, Any]], source: str, path: str) -> tuple[Check, ...]:
+    checks = []
+    for index, item in enumerate(raw):
+        ((name, arg),) = item.items()
+        check = Check(name=name, arg=arg)
+        problem = scorers.check_problem(check)
+        if problem:
+            raise ConfigError(f"{source}: {path}[{index}].{name}: {problem}")
+        checks.append(check)
+    return tuple(checks)
+
+
+def _load_cases_file(path: Path, display: str, where: str) -> tuple[list[Any], schema.Locator, bytes]:
+    """Reads cases from JSONL, CSV or YAML; returns raw case dicts, a line locator and the file bytes."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{where}: cases: file {display!r} does not exist") from None
+    except OSError as exc:
+        raise ConfigError(f"{where}: cases: cannot read {display!r} ({exc.strerror})") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{display}: expected UTF-8 text, got binary data") from None
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
+        records, lines = [], []
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"{display}:{number}: invalid JSON: {exc.msg} (column {exc.colno})") from None
+            lines.append(number)
+        return records, (lambda p: lines[p[0]] if p and isinstance(p[0], int) and p[0] < len(lines) else None), data
+    if suffix == ".csv":
+        rows = list(csv.DictReader(text.splitlines()))
+        records = []
+        for row in rows:
+            record: dict[str, Any] = {"vars": {}}
+            for key, value in row.items():
+                if key is None:
+                    continue
+                if key == "id" and value:
+                    record["id"] = value
+                elif key == "tags":
+                    record["tags"] = [t.strip() for t in (value or "").split(",") if t.strip()]
+                elif key == "description":
+                    record["description"] = value or ""
+                elif key.startswith("expect."):
+                    if value:
+                        record.setdefault("expect", []).append({key.removeprefix("expect."): value})
+                else:
+                    record["vars"][key] = value
+            records.append(record)
+        # Row i of the data sits on line i + 2: the header is line 1 (multi-line cells shift this).
+        return records, (lambda p: p[0] + 2 if p and isinstance(p[0], int) else None), data
+    if suffix in (".yaml", ".yml"):
+        loaded, locate = schema.load_yaml(path, display)
+        if not isinstance(loaded, list):
+            raise ConfigError(f"{display}: (top level): expected a list of cases, got {schema.describe(loaded)}")
+        return loaded, locate, data
+    raise ConfigError(f"{where}: cases: expected a .jsonl, .csv or .yaml file, got {display!r}")
+
+
+def load_suite(path: str | os.PathLike[str]) -> Suite:
+    """Loads and validates a suite; every problem raises :class:`ConfigError` with file, line and field."""
+    suite_path = Path(path)
+    display = display_path(suite_path)
+    raw, locate = schema.load_yaml(suite_path, display)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{display}: (top level): expected a mapping with name, target and cases, "
+                          f"got {schema.describe(raw)}")
+    schema.validate(raw, "suite", display, locate)
+    base = suite_path.parent
+    digest = hashlib.sha256(suite_path.read_bytes())
+
+    def at(*field_path: str | int) -> str:
+        return schema.where(display, locate(field_path))
+
+    raw_target = raw["target"]
+    target = Target(
+        provider=raw_target.get("provider"),
+        model=raw_target.get("model"),
+        params=dict(raw_target.get("params", {})),
+        base_url=raw_target.get("base_url"),
+        api_key_env=raw_target.get("api_key_env"),
+        timeout=float(raw_target.get("timeout", 60.0)),
+        max_attempts=int(raw_target.get("max_attempts", 3)),
+        system=_template(raw_target["system"], base, "target.system", at("target", "system"), display)
+        if "system" in raw_target else None,
+        user=_template(raw_target["user"], base, "target.user", at("target", "user"), display)
+        if "user" in raw_target else None,
+        callable=raw_target.get("callable"),
+    )
+
+    defaults = raw.get("defaults", {})
+    default_vars = dict(defaults.get("vars", {}))
+    default_tags = list(defaults.get("tags", []))
+    default_checks = _parse_checks(defaults.get("expect", []), at("defaults", "expect"), "defaults.expect")
+
+    raw_cases = raw["cases"]
+    cases_source, cases_locate, cases_prefix = display, locate, ("cases",)
+    if not isinstance(raw_cases, list):
+        file = base / (raw_cases if isinstance(raw_cases, str) else raw_cases["file"])
+        cases_source = display_path(file)
+        raw_cases, cases_locate, data = _load_cases_file(file, cases_source, at("cases"))
+        digest.update(data)
+        cases_prefix = ()
+        if not raw_cases:
+            raise ConfigError(f"{cases_source}: (top level): expected at least one case, got none")
+        schema.validate(raw_cases, "cases", cases_source, cases_locate)
+
+    variables = frozenset().union(*(t.variables for t in target.templates))
+    cases: list[Case] = []
+    seen: dict[str, str] = {}
+    for index, item in enumerate(raw_cases):
+        field_path = (*cases_prefix, index)
+        case_at = schema.where(cases_source, cases_locate(field_path))
+        label = schema.format_path(field_path) if cases_prefix else f"case {index}"
+        merged = {**default_vars, **item.get("vars", {})}
+        case_id = item.get("id") or derive_case_id(item.get("vars", {}))
+        if case_id in seen:
+            raise ConfigError(f"{case_at}: {label}.id: expected a unique case id, got {case_id!r} "
+                              f"again (first defined at {seen[case_id]})")
+        seen[case_id] = case_at
+        missing = sorted(variables - set(merged))
+        if missing:
+            used_in = next(t.origin for t in target.templates if missing[0] in t.variables)
+            raise ConfigError(
+                f"{case_at}: {label}.vars: template variable {missing[0]!r} used in {used_in} is not "
+                f"supplied (expected it in vars or defaults.vars, got: {', '.join(sorted(merged)) or 'none'})"
+            )
+        checks = default_checks + _parse_checks(item.get("expect", []), case_at, f"{label}.expect")
+        cases.append(Case(
+            id=case_id,
+            vars=merged,
+            tags=tuple(dict.fromkeys([*default_tags, *item.get("tags", [])])),
+            expect=checks,
+            description=item.get("description", ""),
+            source=case_at,
+        ))
+
+    rate = raw.get("rate_limit", {})
+    for template in target.templates:
+        digest.update(template.source.encode())
+    return Suite(
+        name=raw["name"],
+        path=display,
+        target=target,
+        cases=tuple(cases),
+        description=raw.get("description", ""),
+        repeats=int(raw.get("repeats", 1)),
+        concurrency=int(raw.get("concurrency", DEFAULT_CONCURRENCY)),
+        rate_limit=RateLimit(rate.get("requests_per_minute"), rate.get("tokens_per_minute")),
+        sha256=digest.hexdigest(),
+    )
