@@ -136,15 +136,14 @@ def validate(data: Any, schema: str, source: str, locate: Locator | None = None)
 def _node_line(node: yaml.Node, path: Sequence[str | int]) -> int | None:
     """The line of the node at ``path`` (or of its nearest existing ancestor)."""
     line = node.start_mark.line + 1
-    for part in path:
+    for depth, part in enumerate(path):
         child: yaml.Node | None = None
         if isinstance(node, yaml.MappingNode):
             for key, value in node.value:
                 if key.value == part:
-                    # An unknown key is best pointed at the key itself.
-                    child = value if value.start_mark.line == key.start_mark.line else key
-                    if part == path[-1]:
-                        child = key
+                    if depth == len(path) - 1:
+                        return int(key.start_mark.line) + 1  # a field is best pointed at by its key
+                    child = value
                     break
         elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
             child = node.value[part]

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from evalkit import schema, scorers
-from evalkit.errors import ConfigError
+from evalkit.errors import ConfigError, TemplateError
 from evalkit.template import Template, parse_template
 
 DEFAULT_CONCURRENCY = 4
@@ -135,14 +135,16 @@ def _template(spec: Any, base: Path, field_name: str, where: str, suite_display:
     return parse_template(_read_text(file, display, f"{field_name}.file", where), display)
 
 
-def _parse_checks(raw: list[dict[str, Any]], source: str, path: str) -> tuple[Check, ...]:
+def _parse_checks(raw: list[dict[str, Any]], source: str, locate: schema.Locator,
+                  field_path: tuple[str | int, ...]) -> tuple[Check, ...]:
     checks = []
     for index, item in enumerate(raw):
         ((name, arg),) = item.items()
         check = Check(name=name, arg=arg)
         problem = scorers.check_problem(check)
         if problem:
-            raise ConfigError(f"{source}: {path}[{index}].{name}: {problem}")
+            at = schema.where(source, locate((*field_path, index, name)))
+            raise ConfigError(f"{at}: {schema.format_path((*field_path, index, name))}: {problem}")
         checks.append(check)
     return tuple(checks)
 
@@ -235,7 +237,7 @@ def load_suite(path: str | os.PathLike[str]) -> Suite:
     defaults = raw.get("defaults", {})
     default_vars = dict(defaults.get("vars", {}))
     default_tags = list(defaults.get("tags", []))
-    default_checks = _parse_checks(defaults.get("expect", []), at("defaults", "expect"), "defaults.expect")
+    default_checks = _parse_checks(defaults.get("expect", []), display, locate, ("defaults", "expect"))
 
     raw_cases = raw["cases"]
     cases_source, cases_locate, cases_prefix = display, locate, ("cases",)
@@ -265,11 +267,12 @@ def load_suite(path: str | os.PathLike[str]) -> Suite:
         missing = sorted(variables - set(merged))
         if missing:
             used_in = next(t.origin for t in target.templates if missing[0] in t.variables)
-            raise ConfigError(
+            raise TemplateError(
                 f"{case_at}: {label}.vars: template variable {missing[0]!r} used in {used_in} is not "
                 f"supplied (expected it in vars or defaults.vars, got: {', '.join(sorted(merged)) or 'none'})"
             )
-        checks = default_checks + _parse_checks(item.get("expect", []), case_at, f"{label}.expect")
+        checks = default_checks + _parse_checks(item.get("expect", []), cases_source, cases_locate,
+                                                (*field_path, "expect"))
         cases.append(Case(
             id=case_id,
             vars=merged,

@@ -33,14 +33,27 @@ class AnthropicProvider:
             self.sdk_version = None
         self._client = anthropic.AsyncAnthropic(api_key=api_key, base_url=base_url, max_retries=0)
 
+    def _split(self, params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Params the installed SDK names as keywords, and the rest (sent in the JSON body as they are).
+
+        SDK releases add and drop keywords (2.x dropped ``temperature``); a suite's params keep working.
+        """
+        import inspect
+
+        known = set(inspect.signature(self._client.messages.create).parameters)
+        return ({k: v for k, v in params.items() if k in known},
+                {k: v for k, v in params.items() if k not in known})
+
     async def complete(self, request: Request, timeout: float) -> Completion:
         import anthropic
 
         system = "\n\n".join(m["content"] for m in request.messages if m["role"] == "system")
         messages = [dict(m) for m in request.messages if m["role"] != "system"]
-        params: dict[str, Any] = {"max_tokens": DEFAULT_MAX_TOKENS, **request.params}
+        params, extra = self._split({"max_tokens": DEFAULT_MAX_TOKENS, **request.params})
         if system:
             params["system"] = system
+        if extra:
+            params["extra_body"] = extra
         t0 = time.perf_counter()
         ttft: float | None = None
         pieces: list[str] = []

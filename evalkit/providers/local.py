@@ -94,6 +94,9 @@ class LocalServer:
             sys.executable, "-m", "llama_cpp.server", "--model", str(self.model),
             "--model_alias", MODEL_NAME, "--host", "127.0.0.1", "--port", str(self.port),
             "--n_ctx", str(self.n_ctx), "--n_threads", str(max(1, min(4, os.cpu_count() or 1))),
+            # By default the server aborts a stream in progress when another request arrives; evalkit runs
+            # calls concurrently, so requests must queue instead of cutting each other off.
+            "--interrupt_requests", "False",
         ]
         preexec = _die_with_parent if sys.platform.startswith("linux") else None
         self._process = subprocess.Popen(
