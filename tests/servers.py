@@ -162,7 +162,8 @@ class _AnthropicHandler(_Handler):
     def do_POST(self) -> None:
         request = json.loads(self._body())
         with self.owner._lock:
-            self.owner.received.append({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}, "body": request})
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            self.owner.received.append({"path": self.path, "headers": headers, "body": request})
         if self.path.rstrip("/") != "/v1/messages":
             self._json(404, {"type": "error", "error": {"type": "not_found_error", "message": self.path}})
             return

@@ -132,9 +132,12 @@ def test_anthropic_sdk_over_http_against_the_local_model(model_server: LocalServ
     assert record.completion_tokens and record.completion_tokens > 0
     assert record.stop_reason in ("complete", "length")
     assert record.ttft_s is not None and record.ttft_s <= (record.latency_s or 0)
-    # The SDK sent a real Messages API request: system separated, key in x-api-key.
+    # The SDK sent a real Messages API request: system separated, the key in its auth header
+    # (x-api-key in SDK 0.x/1.x, a bearer token in 2.x), the API version pinned.
     assert sent["body"]["system"] == MESSAGES[0]["content"]
-    assert sent["headers"]["x-api-key"] == "test-key"
+    auth = sent["headers"].get("x-api-key") or sent["headers"].get("authorization", "")
+    assert auth.endswith("test-key")
+    assert sent["headers"]["anthropic-version"]
 
 
 def _open(target: Target) -> None:
