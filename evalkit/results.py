@@ -190,6 +190,12 @@ def read_journal(path: Path) -> list[CaseResult]:
     return list(found.values())
 
 
+def in_suite_order(results: Iterable[CaseResult], case_ids: Sequence[str]) -> tuple[CaseResult, ...]:
+    """Results sorted by the suite's case order, then repeat (completion order is not reproducible)."""
+    order = {case_id: i for i, case_id in enumerate(case_ids)}
+    return tuple(sorted(results, key=lambda r: (order.get(r.case_id, len(order)), r.repeat)))
+
+
 def write_manifest(run: Run) -> None:
     """Writes ``manifest.json`` atomically (write, then rename)."""
     assert run.directory is not None
@@ -213,13 +219,11 @@ def load_run(location: str | os.PathLike[str]) -> Run:
     if data.get("format") != RUN_FORMAT:
         raise ResultsError(f"{manifest_path}: format: expected {RUN_FORMAT!r}, got {data.get('format')!r} "
                            "(written by another evalkit version?)")
-    results = read_journal(directory / JOURNAL)
-    order = {case_id: i for i, case_id in enumerate(data["suite"]["case_ids"])}
-    results.sort(key=lambda r: (order.get(r.case_id, len(order)), r.repeat))
+    results = in_suite_order(read_journal(directory / JOURNAL), data["suite"]["case_ids"])
     return Run(
         run_id=data["run_id"], suite=SuiteIdentity.from_dict(data["suite"]), repeats=data["repeats"],
         conditions=Conditions.from_dict(data["conditions"]) if data.get("conditions") else None,
-        results=tuple(results), status=data["status"],
+        results=results, status=data["status"],
         shard=tuple(data["shard"]) if data.get("shard") else None,  # type: ignore[arg-type]
         options=data.get("options", {}), merged_from=tuple(data.get("merged_from", ())), directory=directory,
     )

@@ -25,6 +25,7 @@ from evalkit.results import (
     Journal,
     Run,
     SuiteIdentity,
+    in_suite_order,
     load_run,
     read_journal,
     shard_of,
@@ -228,7 +229,7 @@ async def _execute(suite: Suite, run: Run, work: Sequence[tuple[Planned, int]], 
             everything = [*previous, *finished]
             assert run.conditions is not None
             done = replace(
-                run, status=status, results=tuple(everything),
+                run, status=status, results=in_suite_order(everything, run.suite.case_ids),
                 conditions=conditions_module.at_end(
                     run.conditions, [r.call for r in everything], duration_s=time.perf_counter() - t0,
                     in_flight_mean=in_flight.mean(), in_flight_max=in_flight.maximum,
