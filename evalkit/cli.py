@@ -53,7 +53,8 @@ class BarProgress:
         self._progress.update(self._task, advance=1, passed=f"{self._passed} passed")
 
     def stop(self) -> None:
-        self._progress.stop()
+        if self._task is not None:  # stopping a bar that never started would print a stray newline
+            self._progress.stop()
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -82,10 +82,12 @@ def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
     try:
         return max(0.0, float(value))
     except ValueError:
-        when = email.utils.parsedate_to_datetime(value) if value else None
-        if when is None:
-            return None
-        return max(0.0, (when - datetime.now(UTC)).total_seconds())
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None  # neither seconds nor an HTTP date: fall back to our own backoff
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 class CallFailure(Exception):  # noqa: N818 -- internal signal of one failed attempt, never shown raw
