@@ -224,7 +224,7 @@ def load_run(location: str | os.PathLike[str]) -> Run:
         run_id=data["run_id"], suite=SuiteIdentity.from_dict(data["suite"]), repeats=data["repeats"],
         conditions=Conditions.from_dict(data["conditions"]) if data.get("conditions") else None,
         results=results, status=data["status"],
-        shard=tuple(data["shard"]) if data.get("shard") else None,  # type: ignore[arg-type]
+        shard=(data["shard"][0], data["shard"][1]) if data.get("shard") else None,
         options=data.get("options", {}), merged_from=tuple(data.get("merged_from", ())), directory=directory,
     )
 

@@ -157,7 +157,8 @@ def _new_run_id(suite: Suite, shard: tuple[int, int] | None) -> str:
 async def _execute(suite: Suite, run: Run, work: Sequence[tuple[Planned, int]], options: RunOptions,
                    progress: Progress | None, previous: Sequence[CaseResult]) -> Run:
     """Runs the work items, journalling each result; returns the run with conditions completed."""
-    assert run.directory is not None
+    directory = run.directory
+    assert directory is not None
     target = suite.target
     model = default_model(target, suite.path)
     policy = RetryPolicy(max_attempts=target.max_attempts, timeout_s=target.timeout)
@@ -176,10 +177,10 @@ async def _execute(suite: Suite, run: Run, work: Sequence[tuple[Planned, int]], 
         if run.conditions is None:
             rendered = hashlib.sha256("".join(p.prompt_sha256 for p in plan(suite)).encode()).hexdigest()
             run = replace(run, conditions=_start_conditions(suite, provider, model, concurrency, limiter, rendered))
-            run.directory.mkdir(parents=True)
+            directory.mkdir(parents=True)
         run = replace(run, status="running")
         write_manifest(run)
-        journal = Journal(run.directory, run.run_id)
+        journal = Journal(directory, run.run_id)
         if progress is not None:
             progress.start(run.expected, len(previous))
         t0 = time.perf_counter()
@@ -251,7 +252,7 @@ def _start_conditions(suite: Suite, provider: Provider, model: str, concurrency:
 
 def _work(suite: Suite, repeats: int, shard: tuple[int, int] | None, done: set[tuple[str, int]]) \
         -> list[tuple[Planned, int]]:
-    items = []
+    items: list[tuple[Planned, int]] = []
     for planned in plan(suite):
         if shard is not None and shard_of(planned.case.id, shard[1]) != shard[0]:
             continue

@@ -240,7 +240,8 @@ def load_suite(path: str | os.PathLike[str]) -> Suite:
     default_checks = _parse_checks(defaults.get("expect", []), display, locate, ("defaults", "expect"))
 
     raw_cases = raw["cases"]
-    cases_source, cases_locate, cases_prefix = display, locate, ("cases",)
+    cases_source, cases_locate = display, locate
+    cases_prefix: tuple[str, ...] = ("cases",)
     if not isinstance(raw_cases, list):
         file = base / (raw_cases if isinstance(raw_cases, str) else raw_cases["file"])
         cases_source = display_path(file)
@@ -255,7 +256,7 @@ def load_suite(path: str | os.PathLike[str]) -> Suite:
     cases: list[Case] = []
     seen: dict[str, str] = {}
     for index, item in enumerate(raw_cases):
-        field_path = (*cases_prefix, index)
+        field_path: tuple[str | int, ...] = (*cases_prefix, index)
         case_at = schema.where(cases_source, cases_locate(field_path))
         label = schema.format_path(field_path) if cases_prefix else f"case {index}"
         merged = {**default_vars, **item.get("vars", {})}

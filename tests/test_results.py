@@ -36,7 +36,7 @@ def test_journal_round_trip_and_torn_tail(tmp_path: Path) -> None:
 
 def test_journal_of_another_format(tmp_path: Path) -> None:
     (tmp_path / "journal.jsonl").write_text(json.dumps({"format": "other/1"}) + "\n")
-    with pytest.raises(ResultsError, match="format: expected 'evalkit.journal/1', got 'other/1'"):
+    with pytest.raises(ResultsError, match=r"format: expected 'evalkit\.journal/1', got 'other/1'"):
         read_journal(tmp_path / "journal.jsonl")
 
 

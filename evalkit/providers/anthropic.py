@@ -61,12 +61,12 @@ class AnthropicProvider:
         info: dict[str, Any] = {}
         try:
             async with asyncio.timeout(timeout):
-                stream = await self._client.messages.create(
+                stream: Any = await self._client.messages.create(
                     model=request.model, messages=messages, stream=True, timeout=timeout,  # type: ignore[arg-type]
                     **params,
                 )
                 info["request_id"] = stream.response.headers.get("request-id")
-                async for event in stream:
+                async for event in stream:  # the SDK's event union, narrowed by event.type
                     if event.type == "message_start":
                         info["response_id"] = event.message.id
                         info["model"] = event.message.model

@@ -90,7 +90,7 @@ def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
-class CallFailure(Exception):  # noqa: N818 -- internal signal of one failed attempt, never shown raw
+class CallFailure(Exception):
     """One failed attempt, classified."""
 
     def __init__(self, error_class: str, message: str, *, status: int | None = None,
@@ -202,7 +202,7 @@ class CallRecord:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CallRecord:
-        values = {k: data.get(k) for k in _RECORD_FIELDS if k in data}
+        values: dict[str, Any] = {k: data.get(k) for k in _RECORD_FIELDS if k in data}
         values["tool_calls"] = tuple(data.get("tool_calls", ()))
         values["attempts"] = tuple(Attempt(**a) for a in data.get("attempts", ()))
         return cls(**values)
@@ -215,9 +215,14 @@ class Provider(Protocol):
     """A model endpoint. ``complete`` makes one attempt and raises :class:`CallFailure` on failure."""
 
     name: str
-    endpoint: str | None
-    """Host (and port) of the endpoint, never a key; None for in-process targets."""
-    sdk_version: str | None
+
+    @property
+    def endpoint(self) -> str | None:
+        """Host (and port) of the endpoint, never a key; None for in-process targets."""
+
+    @property
+    def sdk_version(self) -> str | None:
+        """Version of the SDK that makes the calls, where there is one."""
 
     async def complete(self, request: Request, timeout: float) -> Completion: ...
 

@@ -85,7 +85,7 @@ class LocalServer:
         self.port = port or free_port()
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
         self._process: subprocess.Popen[bytes] | None = None
-        self._log = tempfile.TemporaryFile()
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115 -- lives as long as the server; closed in stop()
 
     def start(self, timeout: float = START_TIMEOUT_S) -> None:
         """Starts the server and waits until ``/v1/models`` answers."""
@@ -101,7 +101,7 @@ class LocalServer:
         preexec = _die_with_parent if sys.platform.startswith("linux") else None
         self._process = subprocess.Popen(
             command, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            preexec_fn=preexec,  # noqa: PLW1509 -- only sets the parent-death signal
+            preexec_fn=preexec,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

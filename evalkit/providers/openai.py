@@ -68,7 +68,8 @@ class OpenAIProvider:
         info: dict[str, Any] = {}
         try:
             async with asyncio.timeout(timeout):
-                stream = await self._client.chat.completions.create(
+                # stream=True makes this an AsyncStream; the SDK's overloads cannot see params' keys.
+                stream: Any = await self._client.chat.completions.create(
                     model=request.model, messages=list(request.messages),  # type: ignore[arg-type]
                     stream=True, timeout=timeout, **extra, **dict(request.params),
                 )
