@@ -184,3 +184,12 @@ def test_local_server_stops_and_frees_its_port() -> None:
     assert process is not None and process.poll() is None
     server.stop()
     assert process.poll() is not None
+
+
+def test_local_server_package_missing_gives_the_install_hint(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llama_cpp" else real(name))
+    with pytest.raises(PrerequisiteError) as info:
+        LocalServer(find_model()).start()
+    assert str(info.value) == ("llama-cpp-python (the embedded model server) is not installed; install it with: "
+                               "pip install 'evalkit[local]'")
