@@ -57,6 +57,56 @@ class BarProgress:
             self._progress.stop()
 
 
+def gate_options(command: Any) -> Any:
+    """The options shared by ``compare`` and ``run --baseline``."""
+    for option in reversed([
+        click.option("--margin", type=click.FloatRange(0, 1), help="Pass-rate non-inferiority margin (0.02 = 2 pts)."),
+        click.option("--alpha", type=click.FloatRange(0, 0.5, min_open=True), help="One-sided significance level."),
+        click.option("--inconclusive", type=click.Choice(["block", "warn"]), help="Whether inconclusive fails."),
+        click.option("--markdown", "markdown_path", type=click.Path(dir_okay=False, path_type=Path),
+                     help="Write the Markdown report here."),
+        click.option("--junit", "junit_path", type=click.Path(dir_okay=False, path_type=Path),
+                     help="Write JUnit XML here."),
+        click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
+                     help="Write the JSON report here."),
+        click.option("--github", "github", is_flag=True,
+                     help="Print GitHub annotations and append the report to $GITHUB_STEP_SUMMARY."),
+    ]):
+        command = option(command)
+    return command
+
+
+def _gate(run_result: Any, baseline_path: Path, margin: float | None, alpha: float | None,
+          inconclusive: str | None, markdown_path: Path | None, junit_path: Path | None, json_path: Path | None,
+          github: bool) -> int:
+    """Compares, renders every requested report, and returns the gate's exit code."""
+    import json
+
+    from evalkit.baseline import load_baseline
+    from evalkit.compare import GateConfig, compare
+    from evalkit.github import append_step_summary
+    from evalkit.report import render_annotations, render_comparison, render_junit, render_markdown
+
+    baseline = load_baseline(baseline_path)
+    overrides: dict[str, Any] = {"margin": margin, "alpha": alpha}
+    if inconclusive is not None:
+        overrides["inconclusive_blocks"] = inconclusive == "block"
+    config = GateConfig.from_mapping(run_result.suite.gate, **overrides)
+    comparison = compare(run_result, baseline, config)
+    render_comparison(comparison, _console())
+    markdown = render_markdown(comparison)
+    if markdown_path:
+        markdown_path.write_text(markdown, "utf-8")
+    if junit_path:
+        junit_path.write_text(render_junit(comparison), "utf-8")
+    if json_path:
+        json_path.write_text(json.dumps(comparison.to_dict(), indent=2, ensure_ascii=False) + "\n", "utf-8")
+    if github:
+        click.echo(render_annotations(comparison, file=str(baseline_path)), nl=False)
+        append_step_summary(markdown)
+    return int(comparison.exit_code)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="evalkit", prog_name="evalkit")
 def cli() -> None:
@@ -82,9 +132,12 @@ def cli() -> None:
 @click.option("--rpm", type=click.FloatRange(min=0, min_open=True), help="Requests per minute limit.")
 @click.option("--tpm", type=click.FloatRange(min=0, min_open=True), help="Estimated tokens per minute limit.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--baseline", "baseline_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Compare the finished run with this baseline and exit with the gate's code.")
+@gate_options
 def run(suite: Path | None, resume: Path | None, out: Path, run_id: str | None, concurrency: int | None,
         repeats: int | None, shard: str | None, cache: bool, seed: int, rpm: float | None, tpm: float | None,
-        quiet: bool) -> None:
+        quiet: bool, baseline_path: Path | None, **gate: Any) -> None:
     """Run SUITE (a YAML file) and write its results."""
     from evalkit.report import render_run
     from evalkit.runner import RunOptions, resume_run, run_suite
@@ -105,6 +158,98 @@ def run(suite: Path | None, resume: Path | None, out: Path, run_id: str | None, 
         if progress is not None:
             progress.stop()
     render_run(result, _console())
+    if baseline_path is not None:
+        raise click.exceptions.Exit(_gate(result, baseline_path, **gate))
+
+
+@cli.command(name="compare")
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--baseline", "baseline_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The baseline file (see: evalkit baseline save).")
+@gate_options
+def compare_command(run_dir: Path, baseline_path: Path, **gate: Any) -> None:
+    """Compare a run with a baseline: pass, regression, inconclusive or improvement."""
+    from evalkit.results import load_run
+
+    raise click.exceptions.Exit(_gate(load_run(run_dir), baseline_path, **gate))
+
+
+@cli.group()
+def baseline() -> None:
+    """Store runs as committed baselines."""
+
+
+@baseline.command(name="save")
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--to", "target", type=click.Path(dir_okay=False, path_type=Path),
+              help="Baseline file (default: baselines/<suite>.json).")
+def baseline_save(run_dir: Path, target: Path | None) -> None:
+    """Save a complete run as a baseline file."""
+    from evalkit.baseline import save_baseline
+    from evalkit.results import load_run
+
+    loaded = load_run(run_dir)
+    path = target or Path("baselines") / f"{loaded.suite.name}.json"
+    saved = save_baseline(loaded, path)
+    click.echo(f"saved baseline {path} ({len(saved.samples)} samples from run {saved.run_id})")
+
+
+@cli.group()
+def ci() -> None:
+    """GitHub Actions helpers: the prompt-PR workflow, affected suites, the sticky PR comment."""
+
+
+@ci.command(name="init")
+@click.option("--dir", "root", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
+              show_default=True, help="Repository root.")
+@click.option("--force", is_flag=True, help="Replace an existing workflow.")
+def ci_init(root: Path, force: bool) -> None:
+    """Write the prompt-PR gate workflow to .github/workflows/evalkit.yml."""
+    from evalkit.github import init_workflow
+
+    click.echo(f"wrote {init_workflow(root, force=force)}")
+
+
+@ci.command(name="affected")
+@click.argument("changed_file", type=click.File("r"), default="-")
+@click.option("--suites", "pattern", default="suites/*.yaml", show_default=True, help="Glob of suite files.")
+def ci_affected(changed_file: Any, pattern: str) -> None:
+    """Print the suites that read any changed file (one path per line of CHANGED_FILE, default stdin)."""
+    import glob
+
+    from evalkit.suite import affected_suites
+
+    changed = [line.strip() for line in changed_file if line.strip()]
+    for suite in affected_suites(sorted(glob.glob(pattern)), changed):
+        click.echo(suite.path)
+
+
+@ci.command(name="comment")
+@click.option("--markdown", "markdown_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The Markdown report to post.")
+@click.option("--repo", help="owner/name (default: $GITHUB_REPOSITORY).")
+@click.option("--pr", "number", type=int, help="Pull-request number (default: from $GITHUB_EVENT_PATH).")
+@click.option("--api-url", help="GitHub API URL (default: $GITHUB_API_URL or https://api.github.com).")
+def ci_comment(markdown_path: Path, repo: str | None, number: int | None, api_url: str | None) -> None:
+    """Create or update evalkit's single sticky comment on the pull request (token from $GITHUB_TOKEN)."""
+    import os
+
+    from evalkit.errors import PrerequisiteError
+    from evalkit.github import PullRequest, post_sticky_comment, pull_request_from_env
+
+    token = os.environ.get("GITHUB_TOKEN")
+    if not token:
+        raise PrerequisiteError("ci comment: expected a token in the environment variable GITHUB_TOKEN, got it unset")
+    if repo and number:
+        pr = PullRequest(repo, number, api_url or os.environ.get("GITHUB_API_URL", "https://api.github.com"))
+    else:
+        pr = pull_request_from_env()
+    try:
+        body = markdown_path.read_text("utf-8")
+    except OSError as exc:
+        raise click.BadParameter(f"{markdown_path}: cannot read ({exc.strerror})", param_hint="--markdown") from None
+    url = post_sticky_comment(body, pr, token)
+    click.echo(f"commented on {pr.repository}#{pr.number}: {url}")
 
 
 @cli.command()

@@ -8,6 +8,8 @@
     ├── PrerequisiteError        an optional extra, a model file or an API key is missing
     ├── ProviderError            a provider could not be started or reached at all
     ├── ResultsError             a run directory or results file is missing, foreign or corrupt
+    ├── BaselineError            a baseline file is missing, foreign or corrupt, or a run cannot be one
+    ├── PublishError             GitHub refused or could not be reached when posting a report
     └── RunInterrupted           Ctrl-C: what finished is saved, and the message says how to resume
 
 Anything else that escapes is a bug in evalkit and keeps its traceback.
@@ -60,6 +62,16 @@ class ProviderError(EvalkitError):
 
 class ResultsError(EvalkitError):
     """A run directory or results file is missing, of an unknown format version, or corrupt."""
+
+
+class BaselineError(EvalkitError):
+    """A baseline file is missing, of an unknown format version or corrupt, or a run cannot become one."""
+
+
+class PublishError(EvalkitError):
+    """Posting a report (a PR comment) failed; the report itself was already written."""
+
+    exit_code = ExitCode.RUN_FAILED
 
 
 class RunInterrupted(EvalkitError):

@@ -77,14 +77,17 @@ class SuiteIdentity:
     """Every case id of the suite (a shard runs a subset)."""
     target: Mapping[str, Any] = field(hash=False)
     """Provider, model, params and callable: never keys."""
+    gate: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    """The suite's gate settings, so a comparison needs nothing but the run and the baseline."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "path": self.path, "sha256": self.sha256, "case_ids": list(self.case_ids),
-                "target": dict(self.target)}
+                "target": dict(self.target), "gate": dict(self.gate)}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SuiteIdentity:
-        return cls(data["name"], data["path"], data["sha256"], tuple(data["case_ids"]), data["target"])
+        return cls(data["name"], data["path"], data["sha256"], tuple(data["case_ids"]), data["target"],
+                   data.get("gate", {}))
 
 
 @dataclass(frozen=True)

@@ -145,7 +145,8 @@ def _identity(suite: Suite) -> SuiteIdentity:
                                  "model": target.model, "params": dict(target.params)}
     if target.callable:
         described["callable"] = target.callable
-    return SuiteIdentity(suite.name, suite.path, suite.sha256, tuple(c.id for c in suite.cases), described)
+    return SuiteIdentity(suite.name, suite.path, suite.sha256, tuple(c.id for c in suite.cases), described,
+                         suite.gate)
 
 
 def _new_run_id(suite: Suite, shard: tuple[int, int] | None) -> str:

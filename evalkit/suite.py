@@ -6,7 +6,7 @@ import csv
 import hashlib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,6 +93,10 @@ class Suite:
     rate_limit: RateLimit = RateLimit()
     sha256: str = ""
     """Hash of the suite file and its cases file, so a changed suite is never mistaken for the same."""
+    files: tuple[str, ...] = ()
+    """Every file the suite reads (itself, prompt templates, cases file), as display paths."""
+    gate: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    """The ``gate:`` section: alpha, margins, what blocks (see :class:`evalkit.compare.GateConfig`)."""
 
     def case(self, case_id: str) -> Case:
         """The case with this id."""
@@ -296,4 +300,18 @@ def load_suite(path: str | os.PathLike[str]) -> Suite:
         concurrency=int(raw.get("concurrency", DEFAULT_CONCURRENCY)),
         rate_limit=RateLimit(rate.get("requests_per_minute"), rate.get("tokens_per_minute")),
         sha256=digest.hexdigest(),
+        files=tuple(dict.fromkeys([display, *(t.origin for t in target.templates if ":" not in t.origin),
+                                   *([cases_source] if cases_source != display else [])])),
+        gate=dict(raw.get("gate", {})),
     )
+
+
+def affected_suites(suite_paths: Sequence[str | os.PathLike[str]], changed: Sequence[str]) -> list[Suite]:
+    """The suites that read any of the changed files (paths relative to the working directory)."""
+    changed_set = {os.path.normpath(c) for c in changed}
+    out = []
+    for path in suite_paths:
+        suite = load_suite(path)
+        if changed_set & {os.path.normpath(f) for f in suite.files}:
+            out.append(suite)
+    return out

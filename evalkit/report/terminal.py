@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import TYPE_CHECKING
 
+from evalkit.compare import Comparison, verdict_line
 from evalkit.conditions import percentile
+from evalkit.report.cells import metric_cells
 from evalkit.results import CaseResult, Run, per_case
 
 if TYPE_CHECKING:
@@ -69,10 +71,11 @@ def render_run(run: Run, console: Console, *, failures: int = 10) -> None:
             f"p50/p95/p99: {_ms(c.latency_p50)} / {_ms(c.latency_p95)} / {_ms(c.latency_p99)}"
         )
         mean = f"{c.in_flight_mean:.1f}" if c.in_flight_mean is not None else "–"
+        load = f"{c.loadavg_start[0]:.2f}" if c.loadavg_start else "–"
         console.print(
             f"concurrency: {c.concurrency_configured} configured, {mean} mean / {c.in_flight_max or 0} max in flight"
             f" · throughput {c.throughput_per_s or 0:.2f} calls/s · {c.weekday} {c.hour_local:02d}h {c.timezone}"
-            f" · load {c.loadavg_start[0] if c.loadavg_start else '–'}"
+            f" · load {load}"
         )
     if run.repeats > 1:
         summaries = per_case(results)
@@ -91,3 +94,38 @@ def render_run(run: Run, console: Console, *, failures: int = 10) -> None:
         console.print(f"status: {run.status} ({len(results)} of {run.expected} results)", style="yellow")
     if run.directory is not None:
         console.print(f"results: {run.directory}", markup=False, highlight=False)
+
+
+def render_comparison(comparison: Comparison, console: Console, *, flips: int = 10) -> None:
+    """Prints the verdict, the metric table, comparability notes and the flipped cases."""
+    from rich.table import Table
+
+    style = {"regression": "bold red", "inconclusive": "bold yellow", "pass": "bold green",
+             "improvement": "bold green", "not_comparable": "dim"}
+    console.print(verdict_line(comparison), style=style.get(comparison.verdict), markup=False)
+    table = Table(title=f"{comparison.suite}: {comparison.baseline_run} → {comparison.current_run}",
+                  title_justify="left")
+    for column in ("metric", "verdict", "n", "baseline", "current", "Δ", "CI", "margin", "p", "blocks"):
+        table.add_column(column, justify="left" if column in ("metric", "verdict", "CI") else "right")
+    for metric in (*comparison.metrics, *comparison.slices):
+        table.add_row(*metric_cells(metric), style=style.get(metric.verdict) if metric.blocking else None)
+    console.print(table)
+    primary = comparison.metrics[0] if comparison.metrics else None
+    if primary is not None and primary.verdict == "inconclusive" and primary.mde is not None:
+        console.print(f"too small to tell: detects {primary.mde * 100:.1f} pts beyond the margin at 80% power; "
+                      f"about {primary.cases_needed} cases would show non-inferiority at this margin")
+    for note in comparison.comparability:
+        console.print(f"note: {note}", markup=False)
+    for metric in comparison.metrics:
+        for note in metric.notes:
+            console.print(f"note: {metric.name}: {note}", markup=False)
+    if comparison.unpaired_baseline or comparison.unpaired_current:
+        console.print(f"unpaired: {len(comparison.unpaired_baseline)} only in the baseline "
+                      f"({', '.join(comparison.unpaired_baseline[:10])}), {len(comparison.unpaired_current)} only in "
+                      f"this run ({', '.join(comparison.unpaired_current[:10])})", markup=False)
+    for flip in comparison.flips[:flips]:
+        console.print(f"{flip.direction} {flip.case_id} ({flip.before_passed} → {flip.after_passed})", markup=False)
+        console.print(f"  before: {flip.before[:160]!r}", markup=False, highlight=False)
+        console.print(f"  after:  {flip.after[:160]!r}", markup=False, highlight=False)
+    if len(comparison.flips) > flips:
+        console.print(f"... and {len(comparison.flips) - flips} more flipped cases")

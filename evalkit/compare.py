@@ -1,0 +1,497 @@
+"""Run vs baseline: paired statistics per metric, non-inferiority decisions, one verdict.
+
+Each metric gets the paired test that fits it (see ``stats.py``) and a decision against a declared
+non-inferiority margin, one-sided at alpha:
+
+- ``regression``: evidence the change is worse than the margin allows;
+- ``pass``: evidence it is within the margin (non-inferiority shown);
+- ``improvement``: evidence it is better than the baseline;
+- ``inconclusive``: neither — the suite is too small to tell (the minimum detectable effect and the cases
+  needed are reported);
+- ``not_comparable``: latency measured under different conditions (hour band, concurrency) is not judged.
+
+Holm adjusts the regression tests of the blocking metrics; Benjamini-Hochberg adjusts the per-tag slices.
+The case is the unit: repeats are averaged per case before any paired test.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from evalkit.baseline import Baseline, Sample, baseline_of
+from evalkit.errors import ExitCode
+from evalkit.results import Run
+
+VERDICTS = ("regression", "inconclusive", "pass", "improvement", "not_comparable")
+HOUR_BANDS = ((0, 6, "night"), (6, 12, "morning"), (12, 18, "afternoon"), (18, 24, "evening"))
+MIN_POINTS_FOR_P95 = 100
+"""Below this many latencies per side, the p95 rests on five or fewer points and a warning is given."""
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    """How the gate decides; from the suite's ``gate:`` section, overridden on the command line."""
+
+    alpha: float = 0.05
+    margins: Mapping[str, float] = field(default_factory=lambda: {"pass_rate": 0.02}, hash=False)
+    """Absolute margins per metric (pass_rate 0.02 = 2 points); latency margins are relative to the baseline."""
+    latency_margin: float = 0.10
+    """How much the p95 may grow, as a fraction of the baseline p95."""
+    block_on: tuple[str, ...] = ("pass_rate",)
+    """Metrics whose regression (or inconclusiveness) fails the gate."""
+    inconclusive_blocks: bool = True
+    slices_block: bool = False
+    """Whether a per-tag slice's regression (BH-adjusted) fails the gate."""
+    seed: int = 0
+    resamples: int = 2000
+
+    def margin(self, metric: str) -> float:
+        return float(self.margins.get(metric, self.margins.get("default", 0.02 if metric == "pass_rate" else 0.0)))
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any] | None, **overrides: Any) -> GateConfig:
+        """From a suite's ``gate:`` mapping (already schema-checked), then non-None overrides."""
+        data = dict(data or {})
+        config = cls(
+            alpha=float(data.get("alpha", 0.05)),
+            margins={"pass_rate": 0.02, **data.get("margins", {})},
+            latency_margin=float(data.get("latency_margin", 0.10)),
+            block_on=tuple(data.get("block_on", ("pass_rate",))),
+            inconclusive_blocks=data.get("inconclusive", "block") == "block",
+            slices_block=data.get("slices", "report") == "block",
+            seed=int(data.get("seed", 0)),
+        )
+        margins = dict(config.margins)
+        if overrides.get("margin") is not None:
+            margins["pass_rate"] = float(overrides.pop("margin"))
+        overrides.pop("margin", None)
+        return replace(config, margins=margins, **{k: v for k, v in overrides.items() if v is not None})
+
+
+@dataclass(frozen=True)
+class Metric:
+    """The comparison of one metric."""
+
+    name: str
+    kind: str
+    """``binary``, ``ordinal``, ``continuous`` or ``latency``."""
+    n: int
+    """Paired cases (for latency: the smaller of the two sample sizes)."""
+    baseline: float | None
+    current: float | None
+    difference: float | None
+    """Current minus baseline (for latency: of the p95, in seconds)."""
+    ci_low: float | None
+    ci_high: float | None
+    ci_level: float
+    margin: float
+    verdict: str
+    blocking: bool
+    p_value: float | None = None
+    """The metric's own two-sided test (exact McNemar, Wilcoxon, Mann-Whitney …)."""
+    p_regression: float | None = None
+    """One-sided p for 'worse than the margin', after Holm (blocking metrics) or BH (slices)."""
+    p_noninferiority: float | None = None
+    """One-sided p for 'within the margin'."""
+    mde: float | None = None
+    """Minimum detectable effect at 80% power, beyond the margin."""
+    cases_needed: int | None = None
+    """Cases needed to show non-inferiority at this margin if nothing truly changed."""
+    tests: Mapping[str, float] = field(default_factory=dict, hash=False)
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (dict(v) if isinstance(v, Mapping) else list(v) if isinstance(v, tuple) else v)
+                for k, v in self.__dict__.items()}
+
+
+@dataclass(frozen=True)
+class Flip:
+    """A case whose outcome changed between baseline and current."""
+
+    case_id: str
+    direction: str
+    """``pass→fail`` or ``fail→pass``."""
+    before: str
+    after: str
+    before_passed: str
+    """k/n in the baseline."""
+    after_passed: str
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A run compared with a baseline."""
+
+    suite: str
+    verdict: str
+    metrics: tuple[Metric, ...]
+    slices: tuple[Metric, ...]
+    flips: tuple[Flip, ...]
+    unpaired_baseline: tuple[str, ...]
+    unpaired_current: tuple[str, ...]
+    comparability: tuple[str, ...]
+    flaky: tuple[tuple[str, str, str], ...]
+    """(case id, baseline k/n, current k/n) for cases that are neither always nor never passing."""
+    config: GateConfig
+    baseline_run: str = ""
+    current_run: str = ""
+
+    @property
+    def exit_code(self) -> ExitCode:
+        if self.verdict == "regression":
+            return ExitCode.REGRESSION
+        if self.verdict == "inconclusive" and self.config.inconclusive_blocks:
+            return ExitCode.INCONCLUSIVE
+        return ExitCode.OK
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": "evalkit.comparison/1", "suite": self.suite, "verdict": self.verdict,
+            "exit_code": int(self.exit_code), "baseline_run": self.baseline_run, "current_run": self.current_run,
+            "metrics": [m.to_dict() for m in self.metrics], "slices": [m.to_dict() for m in self.slices],
+            "flips": [f.__dict__ for f in self.flips], "unpaired_baseline": list(self.unpaired_baseline),
+            "unpaired_current": list(self.unpaired_current), "comparability": list(self.comparability),
+            "flaky": [list(f) for f in self.flaky],
+            "config": {"alpha": self.config.alpha, "margins": dict(self.config.margins),
+                       "latency_margin": self.config.latency_margin, "block_on": list(self.config.block_on),
+                       "inconclusive_blocks": self.config.inconclusive_blocks,
+                       "slices_block": self.config.slices_block, "seed": self.config.seed},
+        }
+
+
+# --- decisions ----------------------------------------------------------------------------------------
+
+
+def _decide(p_regression: float, p_noninferiority: float, low: float | None, alpha: float) -> str:
+    if p_regression < alpha:
+        return "regression"
+    if low is not None and low > 0 and p_noninferiority < alpha:
+        return "improvement"
+    if p_noninferiority < alpha:
+        return "pass"
+    return "inconclusive"
+
+
+def pass_rate_metric(baseline: Sequence[float], current: Sequence[float], *, margin: float, alpha: float,
+                     name: str = "pass_rate", blocking: bool = True, binary: bool = True) -> Metric:
+    """Paired pass rates, case by case (values are 0/1, or k/n fractions when there are repeats).
+
+    Binary pairs: Tango's score test against the margin, its inverted interval, exact McNemar.
+    Fractions (repeats): a one-sample t-test of the per-case differences against the margin.
+    """
+    import numpy as np
+    from scipy import stats as sps
+
+    from evalkit import stats
+
+    a = np.asarray(baseline, dtype=float)
+    b = np.asarray(current, dtype=float)
+    level = 1 - 2 * alpha
+    n = int(a.size)
+    if n == 0:
+        return Metric(name, "binary", 0, None, None, None, None, None, level, margin, "inconclusive", blocking,
+                      notes=("no paired cases",))
+    notes: list[str] = []
+    d = b - a
+    if binary or not np.any(d != d[0]):
+        if not binary:
+            notes.append("per-case differences are all equal: tested on 'passed every repeat' instead")
+            a, b = (a == 1).astype(float), (b == 1).astype(float)
+        counts = stats.paired_counts(a, b)
+        p_reg, p_ni = stats.tango_pvalues(counts, -margin)
+        interval = stats.tango_interval(counts, level)
+        discordance = stats.discordance_upper(counts)
+        tests = {"mcnemar_exact_p": stats.mcnemar_exact(counts), "lost": counts.lost, "gained": counts.gained}
+        p_value = tests["mcnemar_exact_p"]
+        difference = counts.difference
+    else:
+        difference, interval, se = stats.t_interval(d, level)
+        shifted = d + margin
+        p_reg = float(sps.ttest_1samp(shifted, 0.0, alternative="less").pvalue)
+        p_ni = float(sps.ttest_1samp(shifted, 0.0, alternative="greater").pvalue)
+        p_value = float(sps.ttest_1samp(d, 0.0).pvalue)
+        discordance = float(np.var(d, ddof=1))
+        tests = {"t_test_p": p_value, "standard_error": se}
+    effect = margin if margin > 0 else 0.02
+    mde = stats.paired_binary_mde(n, discordance, alpha)
+    needed = stats.paired_binary_power_n(discordance, effect, alpha)
+    if margin <= 0:
+        notes.append("with a zero margin, non-inferiority cannot be shown; cases needed is for a 2-point change")
+    verdict = _decide(p_reg, p_ni, interval.low, alpha)
+    return Metric(name, "binary", n, float(a.mean()), float(b.mean()), difference, interval.low, interval.high,
+                  level, margin, verdict, blocking, p_value=p_value, p_regression=p_reg, p_noninferiority=p_ni,
+                  mde=mde, cases_needed=needed, tests=tests, notes=tuple(notes))
+
+
+def score_metric(name: str, baseline: Sequence[float], current: Sequence[float], *, margin: float, alpha: float,
+                 blocking: bool, seed: int, resamples: int) -> Metric:
+    """Paired graded scores: Wilcoxon (Pratt) + sign test when ordinal, BCa bootstrap when continuous."""
+    import numpy as np
+
+    from evalkit import stats
+
+    a = np.asarray(baseline, dtype=float)
+    b = np.asarray(current, dtype=float)
+    d = b - a
+    level = 1 - 2 * alpha
+    values = np.concatenate([a, b])
+    ordinal = bool(np.all(values == np.round(values))) and np.unique(values).size <= 10
+    rng = np.random.default_rng(seed)
+    interval = stats.bootstrap_mean_bca(d, level, rng, resamples)
+    notes: list[str] = []
+    if ordinal:
+        tests = {"wilcoxon_pratt_p": stats.wilcoxon_pratt(d), "sign_test_p": stats.sign_test(d)}
+        p_reg = stats.wilcoxon_pratt(d + margin, "less")
+        p_ni = stats.wilcoxon_pratt(d + margin, "greater")
+        if not np.any(d + margin != 0):
+            p_reg = p_ni = 1.0
+        p_value = tests["wilcoxon_pratt_p"]
+        verdict = _decide(p_reg, p_ni, interval.low, alpha)
+    else:
+        tests = {}
+        p_value = None
+        p_reg = p_ni = None  # type: ignore[assignment]
+        if interval.low == interval.high:
+            verdict = "inconclusive"
+            notes.append("no variation in the paired differences: a zero-width interval is not evidence")
+        elif interval.high < -margin:
+            verdict = "regression"
+        elif interval.low > 0:
+            verdict = "improvement"
+        elif interval.low > -margin:
+            verdict = "pass"
+        else:
+            verdict = "inconclusive"
+    return Metric(name, "ordinal" if ordinal else "continuous", int(a.size), float(a.mean()) if a.size else None,
+                  float(b.mean()) if b.size else None, float(d.mean()) if d.size else None, interval.low,
+                  interval.high, level, margin, verdict, blocking, p_value=p_value, p_regression=p_reg,
+                  p_noninferiority=p_ni, tests=tests, notes=tuple(notes))
+
+
+def latency_metric(name: str, baseline: Sequence[float], current: Sequence[float], *, relative_margin: float,
+                   alpha: float, blocking: bool, comparable: bool, why_not: str, seed: int) -> Metric:
+    """p95 difference with a bootstrap interval, plus Mann-Whitney U; higher is worse."""
+    import numpy as np
+
+    from evalkit import stats
+
+    a = np.asarray(baseline, dtype=float)
+    b = np.asarray(current, dtype=float)
+    level = 1 - 2 * alpha
+    notes: list[str] = []
+    if a.size == 0 or b.size == 0:
+        return Metric(name, "latency", 0, None, None, None, None, None, level, 0.0, "inconclusive", blocking,
+                      notes=("no latencies on one side",))
+    base_p95 = float(np.quantile(a, 0.95, method="inverted_cdf"))
+    margin = relative_margin * base_p95
+    difference, interval = stats.quantile_difference_interval(a, b, 0.95, level, np.random.default_rng(seed))
+    p_value = stats.mann_whitney(a, b)
+    if min(a.size, b.size) < MIN_POINTS_FOR_P95:
+        notes.append(f"too few points for a stable p95 ({min(a.size, b.size)} < {MIN_POINTS_FOR_P95} per side)")
+    if not comparable:
+        verdict = "not_comparable"
+        notes.append(why_not)
+    elif interval.low > margin:
+        verdict = "regression"
+    elif interval.high < 0:
+        verdict = "improvement"
+    elif interval.high < margin:
+        verdict = "pass"
+    else:
+        verdict = "inconclusive"
+    return Metric(name, "latency", int(min(a.size, b.size)), base_p95, base_p95 + difference, difference,
+                  interval.low, interval.high, level, margin, verdict, blocking and comparable, p_value=p_value,
+                  tests={"mann_whitney_p": p_value, "baseline_n": int(a.size), "current_n": int(b.size)},
+                  notes=tuple(notes))
+
+
+# --- assembling a comparison --------------------------------------------------------------------------
+
+
+def hour_band(hour: int | None) -> str:
+    """Night, morning, afternoon or evening."""
+    if hour is None:
+        return "unknown"
+    return next(name for start, stop, name in HOUR_BANDS if start <= hour < stop)
+
+
+def _per_case(samples: Sequence[Sample]) -> dict[str, list[Sample]]:
+    grouped: dict[str, list[Sample]] = defaultdict(list)
+    for sample in samples:
+        grouped[sample.case_id].append(sample)
+    return grouped
+
+
+def _fraction(items: Sequence[Sample]) -> float:
+    return sum(s.passed for s in items) / len(items)
+
+
+def _kn(items: Sequence[Sample]) -> str:
+    return f"{sum(s.passed for s in items)}/{len(items)}"
+
+
+def _comparability(current: Baseline, baseline: Baseline) -> tuple[list[str], bool, str]:
+    notes: list[str] = []
+    fc, fb = current.fingerprints, baseline.fingerprints
+    if fc.get("models_returned") != fb.get("models_returned"):
+        notes.append(f"model returned differs: {fb.get('models_returned')} → {fc.get('models_returned')}")
+    if fc.get("model_requested") != fb.get("model_requested"):
+        notes.append(f"model requested differs: {fb.get('model_requested')} → {fc.get('model_requested')}")
+    if fc.get("system_fingerprints") != fb.get("system_fingerprints"):
+        notes.append(f"provider fingerprint differs: {fb.get('system_fingerprints')} → "
+                     f"{fc.get('system_fingerprints')}")
+    if fc.get("suite_sha256") != fb.get("suite_sha256"):
+        notes.append("suite or prompts changed since the baseline (expected in a prompt change)")
+    if fc.get("evalkit_version") != fb.get("evalkit_version"):
+        notes.append(f"evalkit version differs: {fb.get('evalkit_version')} → {fc.get('evalkit_version')}")
+    cc, cb = current.conditions, baseline.conditions
+    band_c, band_b = hour_band(cc.get("hour_local")), hour_band(cb.get("hour_local"))
+    reasons = []
+    if band_c != band_b:
+        reasons.append(f"hour band {band_b} → {band_c}")
+    if cc.get("concurrency_configured") != cb.get("concurrency_configured"):
+        reasons.append(f"concurrency {cb.get('concurrency_configured')} → {cc.get('concurrency_configured')}")
+    if cc.get("endpoint") != cb.get("endpoint") and cc.get("provider") != "local":
+        reasons.append(f"endpoint {cb.get('endpoint')} → {cc.get('endpoint')}")
+    why = "latency not comparable: " + ", ".join(reasons) if reasons else ""
+    if reasons:
+        notes.append(why)
+    return notes, not reasons, why
+
+
+def compare(current: Run | Baseline, baseline: Baseline, config: GateConfig | None = None) -> Comparison:
+    """Compares a run (or a baseline-shaped record) with a baseline."""
+    import numpy as np
+
+    from evalkit import stats
+
+    if isinstance(current, Run):
+        current = baseline_of(current)
+    if config is None:
+        config = GateConfig.from_mapping(current.suite.get("gate"))
+    now, before = _per_case(current.samples), _per_case(baseline.samples)
+    paired = [c for c in before if c in now]
+    unpaired_baseline = tuple(c for c in before if c not in now)
+    unpaired_current = tuple(c for c in now if c not in before)
+    notes, comparable, why_not = _comparability(current, baseline)
+    binary = current.repeats == 1 and baseline.repeats == 1
+
+    metrics: list[Metric] = [pass_rate_metric(
+        [_fraction(before[c]) for c in paired], [_fraction(now[c]) for c in paired],
+        margin=config.margin("pass_rate"), alpha=config.alpha, blocking="pass_rate" in config.block_on,
+        binary=binary,
+    )]
+    score_names = sorted({k for c in paired for s in now[c] + before[c] for k, v in s.scores.items()
+                          if v is not None})
+    for score in score_names:
+        pairs = []
+        for c in paired:
+            a = [v for s in before[c] if (v := s.scores.get(score)) is not None]
+            b = [v for s in now[c] if (v := s.scores.get(score)) is not None]
+            if a and b:
+                pairs.append((float(np.mean(a)), float(np.mean(b))))
+        values = {v for pair in pairs for v in pair}
+        if not pairs or values <= {0.0, 1.0}:
+            continue  # a 0/1 grade duplicates its check's pass/fail, which pass_rate already covers
+        metrics.append(score_metric(
+            f"score:{score}", [p[0] for p in pairs], [p[1] for p in pairs], margin=config.margin(f"score:{score}"),
+            alpha=config.alpha, blocking=f"score:{score}" in config.block_on, seed=config.seed,
+            resamples=config.resamples,
+        ))
+    for field_name, metric_name in (("latency_s", "latency_p95"), ("ttft_s", "ttft_p95")):
+        a = [float(v) for s in baseline.samples if (v := getattr(s, field_name)) is not None]
+        b = [float(v) for s in current.samples if (v := getattr(s, field_name)) is not None]
+        if a or b:
+            metrics.append(latency_metric(
+                metric_name, a, b, relative_margin=config.latency_margin, alpha=config.alpha,
+                blocking=metric_name in config.block_on, comparable=comparable, why_not=why_not, seed=config.seed,
+            ))
+
+    # Holm over the regression tests of the metrics that can block.
+    blocking = [i for i, m in enumerate(metrics) if m.blocking and m.p_regression is not None]
+    adjusted = stats.holm([metrics[i].p_regression or 1.0 for i in blocking])
+    for i, p in zip(blocking, adjusted, strict=True):
+        m = metrics[i]
+        verdict = m.verdict
+        if verdict == "regression" and p >= config.alpha:
+            verdict = "inconclusive"
+        metrics[i] = replace(m, p_regression=float(p), verdict=verdict)
+
+    slices = _slices(now, before, paired, config, binary)
+    verdict = _overall(metrics, slices, config)
+    flips = _flips(now, before, paired)
+    flaky = tuple((c, _kn(before[c]), _kn(now[c])) for c in paired
+                  if 0 < _fraction(now[c]) < 1 or 0 < _fraction(before[c]) < 1)
+    return Comparison(
+        suite=str(current.suite.get("name", "")), verdict=verdict, metrics=tuple(metrics), slices=slices,
+        flips=flips, unpaired_baseline=unpaired_baseline, unpaired_current=unpaired_current,
+        comparability=tuple(notes), flaky=flaky, config=config, baseline_run=baseline.run_id,
+        current_run=current.run_id,
+    )
+
+
+def _slices(now: Mapping[str, list[Sample]], before: Mapping[str, list[Sample]], paired: Sequence[str],
+            config: GateConfig, binary: bool) -> tuple[Metric, ...]:
+    from evalkit import stats
+
+    tags = sorted({t for c in paired for t in now[c][0].tags})
+    slices = []
+    for tag in tags:
+        ids = [c for c in paired if tag in now[c][0].tags]
+        slices.append(pass_rate_metric(
+            [_fraction(before[c]) for c in ids], [_fraction(now[c]) for c in ids], margin=config.margin("pass_rate"),
+            alpha=config.alpha, name=f"pass_rate[{tag}]", blocking=config.slices_block, binary=binary,
+        ))
+    adjusted = stats.benjamini_hochberg([s.p_regression if s.p_regression is not None else 1.0 for s in slices])
+    out = []
+    for s, p in zip(slices, adjusted, strict=True):
+        verdict = s.verdict
+        if verdict == "regression" and p >= config.alpha:
+            verdict = "inconclusive"
+        out.append(replace(s, p_regression=float(p), verdict=verdict))
+    return tuple(out)
+
+
+def _overall(metrics: Sequence[Metric], slices: Sequence[Metric], config: GateConfig) -> str:
+    deciding = [m for m in (*metrics, *slices) if m.blocking]
+    if not deciding:
+        return "pass"
+    verdicts = {m.verdict for m in deciding}
+    if "regression" in verdicts:
+        return "regression"
+    if "inconclusive" in verdicts:
+        return "inconclusive"
+    if verdicts <= {"improvement", "not_comparable"} and "improvement" in verdicts:
+        return "improvement"
+    return "pass"
+
+
+def _flips(now: Mapping[str, list[Sample]], before: Mapping[str, list[Sample]],
+           paired: Sequence[str]) -> tuple[Flip, ...]:
+    flips = []
+    for case_id in paired:
+        a, b = _fraction(before[case_id]), _fraction(now[case_id])
+        was, is_now = a >= 0.5, b >= 0.5
+        if was == is_now:
+            continue
+        flips.append(Flip(case_id, "pass→fail" if was else "fail→pass", before[case_id][0].output,
+                          now[case_id][0].output, _kn(before[case_id]), _kn(now[case_id])))
+    flips.sort(key=lambda f: (f.direction != "pass→fail", f.case_id))
+    return tuple(flips)
+
+
+def verdict_line(comparison: Comparison) -> str:
+    """One line a person reads first."""
+    primary = comparison.metrics[0]
+    diff = "–" if primary.difference is None else f"{primary.difference * 100:+.1f} pts"
+    ci = "" if primary.ci_low is None or primary.ci_high is None else (
+        f" ({round(primary.ci_level * 100)}% CI {primary.ci_low * 100:+.1f} to {primary.ci_high * 100:+.1f})")
+    if math.isnan(primary.ci_low or 0.0):
+        ci = ""
+    return (f"{comparison.verdict.upper()}: pass rate {diff}{ci}, margin {primary.margin * 100:.1f} pts, "
+            f"alpha {comparison.config.alpha:g}, {primary.n} paired cases")

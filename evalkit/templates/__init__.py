@@ -1,0 +1,1 @@
+"""Files evalkit writes into users' repositories (the prompt-PR workflow)."""
