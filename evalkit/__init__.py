@@ -3,13 +3,17 @@
 The public API; the ``evalkit`` command is a thin layer over these functions.
 """
 
+from evalkit.baseline import Baseline, Sample, load_baseline, save_baseline
+from evalkit.compare import Comparison, GateConfig, Metric, compare
 from evalkit.conditions import Conditions
 from evalkit.errors import (
+    BaselineError,
     ConfigError,
     EvalkitError,
     ExitCode,
     PrerequisiteError,
     ProviderError,
+    PublishError,
     ResultsError,
     RunInterrupted,
     TemplateError,
@@ -22,31 +26,41 @@ from evalkit.suite import Case, Check, Suite, Target, load_suite
 
 __all__ = [
     "Attempt",
+    "Baseline",
+    "BaselineError",
     "CallRecord",
     "Case",
     "CaseResult",
     "Check",
+    "Comparison",
     "Completion",
     "Conditions",
     "ConfigError",
     "EvalkitError",
     "ExitCode",
+    "GateConfig",
+    "Metric",
     "PrerequisiteError",
     "Provider",
     "ProviderError",
+    "PublishError",
     "Request",
     "ResultsError",
     "Run",
     "RunInterrupted",
     "RunOptions",
+    "Sample",
     "Score",
     "Suite",
     "Target",
     "TemplateError",
+    "compare",
+    "load_baseline",
     "load_run",
     "load_suite",
     "merge_runs",
     "register",
     "resume_run",
     "run_suite",
+    "save_baseline",
 ]

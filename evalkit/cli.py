@@ -278,7 +278,10 @@ def merge(runs: tuple[Path, ...], out: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: user errors print one line and exit with their code; bugs keep their traceback."""
     try:
-        cli.main(args=argv, prog_name="evalkit", standalone_mode=False)
+        # Without standalone mode, click returns the code of a command's Exit rather than raising it.
+        returned = cli.main(args=argv, prog_name="evalkit", standalone_mode=False)
+        if isinstance(returned, int):
+            return returned
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except click.ClickException as exc:

@@ -204,11 +204,23 @@ def pass_rate_metric(baseline: Sequence[float], current: Sequence[float], *, mar
             a, b = (a == 1).astype(float), (b == 1).astype(float)
         counts = stats.paired_counts(a, b)
         p_reg, p_ni = stats.tango_pvalues(counts, -margin)
+        exact_worse, exact_better = stats.mcnemar_exact_one_sided(counts)
+        # Tango's test is asymptotic and can be liberal with a handful of discordant pairs; a claim that the
+        # change is worse (or better) must also hold under the exact conditional test (both must reject).
+        p_reg = max(p_reg, exact_worse)
         interval = stats.tango_interval(counts, level)
         discordance = stats.discordance_upper(counts)
-        tests = {"mcnemar_exact_p": stats.mcnemar_exact(counts), "lost": counts.lost, "gained": counts.gained}
+        tests = {"mcnemar_exact_p": stats.mcnemar_exact(counts), "mcnemar_exact_worse_p": exact_worse,
+                 "mcnemar_exact_better_p": exact_better, "tango_noninferiority_p": p_ni,
+                 "lost": counts.lost, "gained": counts.gained}
         p_value = tests["mcnemar_exact_p"]
         difference = counts.difference
+        if exact_better >= alpha and interval.low > 0:
+            notes.append(f"the score interval excludes 0 but the exact test does not (p={exact_better:.3g}): "
+                         "not called an improvement")
+            interval_low_for_decision: float | None = min(interval.low, 0.0)
+        else:
+            interval_low_for_decision = interval.low
     else:
         difference, interval, se = stats.t_interval(d, level)
         shifted = d + margin
@@ -217,12 +229,13 @@ def pass_rate_metric(baseline: Sequence[float], current: Sequence[float], *, mar
         p_value = float(sps.ttest_1samp(d, 0.0).pvalue)
         discordance = float(np.var(d, ddof=1))
         tests = {"t_test_p": p_value, "standard_error": se}
+        interval_low_for_decision = interval.low
     effect = margin if margin > 0 else 0.02
     mde = stats.paired_binary_mde(n, discordance, alpha)
     needed = stats.paired_binary_power_n(discordance, effect, alpha)
     if margin <= 0:
         notes.append("with a zero margin, non-inferiority cannot be shown; cases needed is for a 2-point change")
-    verdict = _decide(p_reg, p_ni, interval.low, alpha)
+    verdict = _decide(p_reg, p_ni, interval_low_for_decision, alpha)
     return Metric(name, "binary", n, float(a.mean()), float(b.mean()), difference, interval.low, interval.high,
                   level, margin, verdict, blocking, p_value=p_value, p_regression=p_reg, p_noninferiority=p_ni,
                   mde=mde, cases_needed=needed, tests=tests, notes=tuple(notes))

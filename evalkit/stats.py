@@ -69,6 +69,15 @@ def mcnemar_exact(counts: PairedBinary) -> float:
     return float(mcnemar(table, exact=True).pvalue)
 
 
+def mcnemar_exact_one_sided(counts: PairedBinary) -> tuple[float, float]:
+    """Exact one-sided p-values (worse: more lost than gained; better: the reverse), binomial on discordant pairs."""
+    if counts.discordant == 0:
+        return 1.0, 1.0
+    worse = sps.binomtest(counts.lost, counts.discordant, 0.5, alternative="greater").pvalue
+    better = sps.binomtest(counts.gained, counts.discordant, 0.5, alternative="greater").pvalue
+    return float(worse), float(better)
+
+
 def _restricted_lost_rate(counts: PairedBinary, delta: float) -> float:
     """Restricted MLE of P(pass → fail) under H0: P(fail → pass) − P(pass → fail) == delta.
 

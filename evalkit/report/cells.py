@@ -5,13 +5,20 @@ from __future__ import annotations
 from evalkit.compare import Metric
 
 
-def format_value(metric: Metric, value: float | None, signed: bool = False) -> str:
-    """A value of this metric: pass rates in % (differences in points), latencies in ms, scores as is."""
+def format_value(metric: Metric, value: float | None, signed: bool = False, compact: bool = False) -> str:
+    """A value of this metric: pass rates in % (differences in points), latencies in ms, scores as is.
+
+    ``compact`` is for an 80-column terminal: ``+11.1`` (points), ``41.7`` (%), ``4.68s``.
+    """
     if value is None:
         return "–"
     if metric.kind == "latency":
+        if compact:
+            return f"{value:+.2f}s" if signed else f"{value:.2f}s"
         return f"{value * 1000:+,.0f} ms" if signed else f"{value * 1000:,.0f} ms"
     if metric.name.startswith("pass_rate"):
+        if compact:
+            return f"{value * 100:+.1f}" if signed else f"{value * 100:.1f}"
         return f"{value * 100:+.1f} pts" if signed else f"{value * 100:.1f}%"
     return f"{value:+.3f}" if signed else f"{value:.3f}"
 

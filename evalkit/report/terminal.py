@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import TYPE_CHECKING
 
-from evalkit.compare import Comparison, verdict_line
+from evalkit.compare import Comparison, Metric, verdict_line
 from evalkit.conditions import percentile
-from evalkit.report.cells import metric_cells
+from evalkit.report.cells import format_value
 from evalkit.results import CaseResult, Run, per_case
 
 if TYPE_CHECKING:
@@ -103,13 +103,30 @@ def render_comparison(comparison: Comparison, console: Console, *, flips: int = 
     style = {"regression": "bold red", "inconclusive": "bold yellow", "pass": "bold green",
              "improvement": "bold green", "not_comparable": "dim"}
     console.print(verdict_line(comparison), style=style.get(comparison.verdict), markup=False)
-    table = Table(title=f"{comparison.suite}: {comparison.baseline_run} → {comparison.current_run}",
-                  title_justify="left")
-    for column in ("metric", "verdict", "n", "baseline", "current", "Δ", "CI", "margin", "p", "blocks"):
-        table.add_column(column, justify="left" if column in ("metric", "verdict", "CI") else "right")
-    for metric in (*comparison.metrics, *comparison.slices):
-        table.add_row(*metric_cells(metric), style=style.get(metric.verdict) if metric.blocking else None)
-    console.print(table)
+    from rich import box
+
+    def table_of(title: str, metrics: tuple[Metric, ...], first: str) -> Table:
+        table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+        for column, justify in ((first, "left"), ("verdict", "left"), ("n", "right"), ("base", "right"),
+                                ("now", "right"), ("Δ", "right"), ("CI", "right"), ("p", "right")):
+            table.add_column(column, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+        for m in metrics:
+            def v(value: float | None, signed: bool = False, m: Metric = m) -> str:
+                return format_value(m, value, signed, compact=True)
+
+            ci = "–" if m.ci_low is None or m.ci_high is None else f"{v(m.ci_low, True)}…{v(m.ci_high, True)}"
+            p = "–" if m.p_value is None else f"{m.p_value:.2g}"
+            label = m.name.removeprefix("pass_rate[").removesuffix("]") if first == "tag" else m.name
+            table.add_row(label + (" *" if m.blocking else ""), m.verdict.replace("_", " "), str(m.n), v(m.baseline),
+                          v(m.current), v(m.difference, True), ci, p,
+                          style=style.get(m.verdict) if m.blocking else None)
+        return table
+
+    level = round((1 - 2 * comparison.config.alpha) * 100)
+    console.print(table_of(f"{comparison.suite}: {comparison.baseline_run} → {comparison.current_run} · pass rates "
+                           f"in %, Δ in points · {level}% CI · * can block", comparison.metrics, "metric"))
+    if comparison.slices:
+        console.print(table_of("pass rate per tag (Benjamini-Hochberg)", comparison.slices, "tag"))
     primary = comparison.metrics[0] if comparison.metrics else None
     if primary is not None and primary.verdict == "inconclusive" and primary.mde is not None:
         console.print(f"too small to tell: detects {primary.mde * 100:.1f} pts beyond the margin at 80% power; "
