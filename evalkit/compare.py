@@ -17,7 +17,6 @@ The case is the unit: repeats are averaged per case before any paired test.
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -28,6 +27,8 @@ from evalkit.results import Run
 
 VERDICTS = ("regression", "inconclusive", "pass", "improvement", "not_comparable")
 HOUR_BANDS = ((0, 6, "night"), (6, 12, "morning"), (12, 18, "afternoon"), (18, 24, "evening"))
+BOOTSTRAP_BUDGET = 1e8
+"""Resamples × cases drawn at most for one BCa interval."""
 MIN_POINTS_FOR_P95 = 100
 """Below this many latencies per side, the p95 rests on five or fewer points and a warning is given."""
 
@@ -255,10 +256,14 @@ def score_metric(name: str, baseline: Sequence[float], current: Sequence[float],
     values = np.concatenate([a, b])
     ordinal = bool(np.all(values == np.round(values))) and np.unique(values).size <= 10
     rng = np.random.default_rng(seed)
+    # Monte Carlo error of an interval end depends on the resamples, not on n; past 100,000 draws per
+    # resample the budget keeps a 100k-case comparison within seconds (never fewer than 1,000 resamples).
+    resamples = min(resamples, max(1000, int(BOOTSTRAP_BUDGET // max(d.size, 1))))
     interval = stats.bootstrap_mean_bca(d, level, rng, resamples)
     notes: list[str] = []
     if ordinal:
-        tests = {"wilcoxon_pratt_p": stats.wilcoxon_pratt(d), "sign_test_p": stats.sign_test(d)}
+        tests = {"wilcoxon_pratt_p": stats.wilcoxon_pratt(d), "sign_test_p": stats.sign_test(d),
+                 "bootstrap_resamples": resamples}
         p_reg = stats.wilcoxon_pratt(d + margin, "less")
         p_ni = stats.wilcoxon_pratt(d + margin, "greater")
         if not np.any(d + margin != 0):
@@ -266,7 +271,7 @@ def score_metric(name: str, baseline: Sequence[float], current: Sequence[float],
         p_value = tests["wilcoxon_pratt_p"]
         verdict = _decide(p_reg, p_ni, interval.low, alpha)
     else:
-        tests = {}
+        tests = {"bootstrap_resamples": resamples}
         p_value = None
         p_reg = p_ni = None  # type: ignore[assignment]
         if interval.low == interval.high:
@@ -333,19 +338,61 @@ def hour_band(hour: int | None) -> str:
     return next(name for start, stop, name in HOUR_BANDS if start <= hour < stop)
 
 
-def _per_case(samples: Sequence[Sample]) -> dict[str, list[Sample]]:
-    grouped: dict[str, list[Sample]] = defaultdict(list)
+@dataclass(frozen=True)
+class _Cases:
+    """Samples folded per case (the unit of every paired test), as arrays indexed like ``ids``."""
+
+    ids: list[str]
+    passed: Any
+    """Passes per case (numpy array)."""
+    total: Any
+    """Samples per case."""
+    scores: dict[str, tuple[Any, Any]]
+    """Score name → (sum, count) per case."""
+    tags: list[tuple[str, ...]]
+    first_output: list[str]
+
+    @property
+    def fraction(self) -> Any:
+        return self.passed / self.total
+
+    def kn(self, i: int) -> str:
+        return f"{int(self.passed[i])}/{int(self.total[i])}"
+
+
+def _fold(samples: Sequence[Sample]) -> _Cases:
+    """One pass over the samples collects flat columns; numpy's bincount does the per-case sums."""
+    import numpy as np
+
+    index: dict[str, int] = {}
+    ids: list[str] = []
+    tags: list[tuple[str, ...]] = []
+    outputs: list[str] = []
+    case_of: list[int] = []
+    passed: list[bool] = []
+    score_columns: dict[str, tuple[list[int], list[float]]] = {}
     for sample in samples:
-        grouped[sample.case_id].append(sample)
-    return grouped
-
-
-def _fraction(items: Sequence[Sample]) -> float:
-    return sum(s.passed for s in items) / len(items)
-
-
-def _kn(items: Sequence[Sample]) -> str:
-    return f"{sum(s.passed for s in items)}/{len(items)}"
+        i = index.get(sample.case_id)
+        if i is None:
+            i = index[sample.case_id] = len(ids)
+            ids.append(sample.case_id)
+            tags.append(sample.tags)
+            outputs.append(sample.output)
+        case_of.append(i)
+        passed.append(sample.passed)
+        for name, value in sample.scores.items():
+            if value is not None:
+                where, values = score_columns.setdefault(name, ([], []))
+                where.append(i)
+                values.append(value)
+    n = len(ids)
+    cases = np.array(case_of, dtype=np.int64)
+    scores = {
+        name: (np.bincount(where, weights=values, minlength=n), np.bincount(where, minlength=n).astype(float))
+        for name, (where, values) in score_columns.items()
+    }
+    return _Cases(ids, np.bincount(cases, weights=np.array(passed, dtype=float), minlength=n),
+                  np.bincount(cases, minlength=n).astype(float), scores, tags, outputs)
 
 
 def _comparability(current: Baseline, baseline: Baseline) -> tuple[list[str], bool, str]:
@@ -387,41 +434,39 @@ def compare(current: Run | Baseline, baseline: Baseline, config: GateConfig | No
         current = baseline_of(current)
     if config is None:
         config = GateConfig.from_mapping(current.suite.get("gate"))
-    now, before = _per_case(current.samples), _per_case(baseline.samples)
-    paired = [c for c in before if c in now]
-    unpaired_baseline = tuple(c for c in before if c not in now)
-    unpaired_current = tuple(c for c in now if c not in before)
+    now, before = _fold(current.samples), _fold(baseline.samples)
+    now_index = {c: i for i, c in enumerate(now.ids)}
+    before_set = set(before.ids)
+    pairs = [(i, now_index[c]) for i, c in enumerate(before.ids) if c in now_index]
+    ib = np.array([p[0] for p in pairs], dtype=int)
+    ic = np.array([p[1] for p in pairs], dtype=int)
+    unpaired_baseline = tuple(c for c in before.ids if c not in now_index)
+    unpaired_current = tuple(c for c in now.ids if c not in before_set)
     notes, comparable, why_not = _comparability(current, baseline)
     binary = current.repeats == 1 and baseline.repeats == 1
+    fb, fc = before.fraction[ib], now.fraction[ic]
 
     metrics: list[Metric] = [pass_rate_metric(
-        [_fraction(before[c]) for c in paired], [_fraction(now[c]) for c in paired],
-        margin=config.margin("pass_rate"), alpha=config.alpha, blocking="pass_rate" in config.block_on,
+        fb, fc, margin=config.margin("pass_rate"), alpha=config.alpha, blocking="pass_rate" in config.block_on,
         binary=binary,
     )]
-    score_names = sorted({k for c in paired for s in now[c] + before[c] for k, v in s.scores.items()
-                          if v is not None})
-    for score in score_names:
-        pairs = []
-        for c in paired:
-            a = [v for s in before[c] if (v := s.scores.get(score)) is not None]
-            b = [v for s in now[c] if (v := s.scores.get(score)) is not None]
-            if a and b:
-                pairs.append((float(np.mean(a)), float(np.mean(b))))
-        values = {v for pair in pairs for v in pair}
-        if not pairs or values <= {0.0, 1.0}:
+    for score in sorted(set(now.scores) & set(before.scores)):
+        (sum_b, count_b), (sum_c, count_c) = before.scores[score], now.scores[score]
+        both = (count_b[ib] > 0) & (count_c[ic] > 0)
+        a = sum_b[ib][both] / count_b[ib][both]
+        b = sum_c[ic][both] / count_c[ic][both]
+        if a.size == 0 or np.all(np.isin(np.concatenate([a, b]), (0.0, 1.0))):
             continue  # a 0/1 grade duplicates its check's pass/fail, which pass_rate already covers
         metrics.append(score_metric(
-            f"score:{score}", [p[0] for p in pairs], [p[1] for p in pairs], margin=config.margin(f"score:{score}"),
-            alpha=config.alpha, blocking=f"score:{score}" in config.block_on, seed=config.seed,
-            resamples=config.resamples,
+            f"score:{score}", a, b, margin=config.margin(f"score:{score}"), alpha=config.alpha,
+            blocking=f"score:{score}" in config.block_on, seed=config.seed, resamples=config.resamples,
         ))
     for field_name, metric_name in (("latency_s", "latency_p95"), ("ttft_s", "ttft_p95")):
-        a = [float(v) for s in baseline.samples if (v := getattr(s, field_name)) is not None]
-        b = [float(v) for s in current.samples if (v := getattr(s, field_name)) is not None]
-        if a or b:
+        la = [float(v) for s in baseline.samples if (v := getattr(s, field_name)) is not None]
+        lb = [float(v) for s in current.samples if (v := getattr(s, field_name)) is not None]
+        if la or lb:
             metrics.append(latency_metric(
-                metric_name, a, b, relative_margin=config.latency_margin, alpha=config.alpha,
+                metric_name, la, lb, relative_margin=config.latency_margin, alpha=config.alpha,
                 blocking=metric_name in config.block_on, comparable=comparable, why_not=why_not, seed=config.seed,
             ))
 
@@ -435,30 +480,37 @@ def compare(current: Run | Baseline, baseline: Baseline, config: GateConfig | No
             verdict = "inconclusive"
         metrics[i] = replace(m, p_regression=float(p), verdict=verdict)
 
-    slices = _slices(now, before, paired, config, binary)
-    verdict = _overall(metrics, slices, config)
-    flips = _flips(now, before, paired)
-    flaky = tuple((c, _kn(before[c]), _kn(now[c])) for c in paired
-                  if 0 < _fraction(now[c]) < 1 or 0 < _fraction(before[c]) < 1)
+    tags = [now.tags[i] for i in ic]
+    slices = _slices(fb, fc, tags, config, binary)
+    flipped = np.flatnonzero((fb >= 0.5) != (fc >= 0.5))
+    flips = sorted(
+        (Flip(before.ids[ib[k]], "pass→fail" if fb[k] >= 0.5 else "fail→pass", before.first_output[ib[k]],
+              now.first_output[ic[k]], before.kn(ib[k]), now.kn(ic[k])) for k in flipped),
+        key=lambda f: (f.direction != "pass→fail", f.case_id),
+    )
+    flaky_mask = ((fc > 0) & (fc < 1)) | ((fb > 0) & (fb < 1))
+    flaky = tuple((before.ids[ib[k]], before.kn(ib[k]), now.kn(ic[k])) for k in np.flatnonzero(flaky_mask))
     return Comparison(
-        suite=str(current.suite.get("name", "")), verdict=verdict, metrics=tuple(metrics), slices=slices,
-        flips=flips, unpaired_baseline=unpaired_baseline, unpaired_current=unpaired_current,
+        suite=str(current.suite.get("name", "")), verdict=_overall(metrics, slices), metrics=tuple(metrics),
+        slices=slices, flips=tuple(flips), unpaired_baseline=unpaired_baseline, unpaired_current=unpaired_current,
         comparability=tuple(notes), flaky=flaky, config=config, baseline_run=baseline.run_id,
         current_run=current.run_id,
     )
 
 
-def _slices(now: Mapping[str, list[Sample]], before: Mapping[str, list[Sample]], paired: Sequence[str],
-            config: GateConfig, binary: bool) -> tuple[Metric, ...]:
+def _slices(before: Any, current: Any, tags: Sequence[tuple[str, ...]], config: GateConfig,
+            binary: bool) -> tuple[Metric, ...]:
+    import numpy as np
+
     from evalkit import stats
 
-    tags = sorted({t for c in paired for t in now[c][0].tags})
+    names = sorted({t for case_tags in tags for t in case_tags})
     slices = []
-    for tag in tags:
-        ids = [c for c in paired if tag in now[c][0].tags]
+    for tag in names:
+        mask = np.fromiter((tag in case_tags for case_tags in tags), dtype=bool, count=len(tags))
         slices.append(pass_rate_metric(
-            [_fraction(before[c]) for c in ids], [_fraction(now[c]) for c in ids], margin=config.margin("pass_rate"),
-            alpha=config.alpha, name=f"pass_rate[{tag}]", blocking=config.slices_block, binary=binary,
+            before[mask], current[mask], margin=config.margin("pass_rate"), alpha=config.alpha,
+            name=f"pass_rate[{tag}]", blocking=config.slices_block, binary=binary,
         ))
     adjusted = stats.benjamini_hochberg([s.p_regression if s.p_regression is not None else 1.0 for s in slices])
     out = []
@@ -470,7 +522,7 @@ def _slices(now: Mapping[str, list[Sample]], before: Mapping[str, list[Sample]],
     return tuple(out)
 
 
-def _overall(metrics: Sequence[Metric], slices: Sequence[Metric], config: GateConfig) -> str:
+def _overall(metrics: Sequence[Metric], slices: Sequence[Metric]) -> str:
     deciding = [m for m in (*metrics, *slices) if m.blocking]
     if not deciding:
         return "pass"
@@ -482,20 +534,6 @@ def _overall(metrics: Sequence[Metric], slices: Sequence[Metric], config: GateCo
     if verdicts <= {"improvement", "not_comparable"} and "improvement" in verdicts:
         return "improvement"
     return "pass"
-
-
-def _flips(now: Mapping[str, list[Sample]], before: Mapping[str, list[Sample]],
-           paired: Sequence[str]) -> tuple[Flip, ...]:
-    flips = []
-    for case_id in paired:
-        a, b = _fraction(before[case_id]), _fraction(now[case_id])
-        was, is_now = a >= 0.5, b >= 0.5
-        if was == is_now:
-            continue
-        flips.append(Flip(case_id, "pass→fail" if was else "fail→pass", before[case_id][0].output,
-                          now[case_id][0].output, _kn(before[case_id]), _kn(now[case_id])))
-    flips.sort(key=lambda f: (f.direction != "pass→fail", f.case_id))
-    return tuple(flips)
 
 
 def verdict_line(comparison: Comparison) -> str:

@@ -175,9 +175,11 @@ def sign_test(differences: ArrayLike) -> float:
     return float(sm_sign_test(d, mu0=0)[1])
 
 
-def bootstrap_mean_bca(values: ArrayLike, level: float, rng: np.random.Generator, resamples: int = 2000,
-                       chunk: int = 50) -> Interval:
-    """BCa interval of the mean, vectorised (the jackknife of a mean is closed-form, so this is O(n·B)).
+def bootstrap_mean_bca(values: ArrayLike, level: float, rng: np.random.Generator, resamples: int = 2000) -> Interval:
+    """BCa interval of the mean (the jackknife of a mean is closed-form, so this is O(n·B), not O(n²)).
+
+    Each resample is drawn as multinomial counts (``bincount`` of uniform indices) and its mean is one dot
+    product, which is cheaper than gathering n values per resample.
 
     Matches ``scipy.stats.bootstrap(method="BCa")`` for the mean up to Monte Carlo error.
     """
@@ -187,9 +189,10 @@ def bootstrap_mean_bca(values: ArrayLike, level: float, rng: np.random.Generator
     if n < 2 or np.all(x == x[0]):
         return Interval(mean, mean, level)
     means = np.empty(resamples)
-    for start in range(0, resamples, chunk):
-        stop = min(start + chunk, resamples)
-        means[start:stop] = x[rng.integers(0, n, size=(stop - start, n))].mean(axis=1)
+    index_type = np.int32 if n < 2**31 else np.int64
+    for b in range(resamples):
+        counts = np.bincount(rng.integers(0, n, size=n, dtype=index_type), minlength=n)
+        means[b] = counts @ x / n
     below = (np.count_nonzero(means < mean) + 0.5 * np.count_nonzero(means == mean)) / resamples
     z0 = float(sps.norm.ppf(min(max(below, 1e-12), 1 - 1e-12)))
     jack = (x.sum() - x) / (n - 1)

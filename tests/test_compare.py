@@ -156,7 +156,7 @@ def test_continuous_scores_use_bca_and_latency_regressions_are_found() -> None:
     rng = np.random.default_rng(5)
     ids = [f"c{i}" for i in range(300)]
     base_scores = {c: float(rng.uniform(0.5, 1.0)) for c in ids}
-    worse = {c: v - 0.2 for c, v in base_scores.items()}
+    worse = {c: v - 0.2 + float(rng.normal(0, 0.05)) for c, v in base_scores.items()}
     before = _baseline(_samples({c: [True] for c in ids}, score=base_scores, latency=0.5, rng=rng))
     now = _baseline(_samples({c: [True] for c in ids}, score=worse, latency=1.0, rng=rng))
     result = compare(now, before, GateConfig(margins={"pass_rate": 0.02, "score:graded": 0.05}))
@@ -176,7 +176,7 @@ def test_ordinal_scores_use_wilcoxon_and_sign_test() -> None:
     now = _baseline(_samples({c: [True] for c in ids}, score={c: float(1 + i % 5) for i, c in enumerate(ids)}))
     metric = next(m for m in compare(now, before, GateConfig()).metrics if m.name == "score:graded")
     assert metric.kind == "ordinal"
-    assert set(metric.tests) == {"wilcoxon_pratt_p", "sign_test_p"}
+    assert set(metric.tests) == {"wilcoxon_pratt_p", "sign_test_p", "bootstrap_resamples"}
 
 
 def test_gate_config_from_suite_and_overrides() -> None:
