@@ -153,7 +153,7 @@ def _parse_checks(raw: list[dict[str, Any]], source: str, locate: schema.Locator
     return tuple(checks)
 
 
-def _load_cases_file(path: Path, display: str, where: str) -> tuple[list[Any], schema.Locator, bytes]:
+def load_case_records(path: Path, display: str, where: str) -> tuple[list[Any], schema.Locator, bytes]:
     """Reads cases from JSONL, CSV or YAML; returns raw case dicts, a line locator and the file bytes."""
     try:
         data = path.read_bytes()
@@ -249,7 +249,7 @@ def load_suite(path: str | os.PathLike[str]) -> Suite:
     if not isinstance(raw_cases, list):
         file = base / (raw_cases if isinstance(raw_cases, str) else raw_cases["file"])
         cases_source = display_path(file)
-        raw_cases, cases_locate, data = _load_cases_file(file, cases_source, at("cases"))
+        raw_cases, cases_locate, data = load_case_records(file, cases_source, at("cases"))
         digest.update(data)
         cases_prefix = ()
         if not raw_cases:

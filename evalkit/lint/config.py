@@ -1,0 +1,117 @@
+"""The ``lint:`` section of ``evalkit.yaml``: validated, with regexes compiled and rule names checked."""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from evalkit import schema
+from evalkit.errors import ConfigError
+
+DEFAULT_CONFIG = "evalkit.yaml"
+SEVERITIES = ("error", "warning", "note", "off")
+
+
+def as_globs(value: str | Sequence[str]) -> tuple[str, ...]:
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
+def matches(path: str, globs: Sequence[str]) -> bool:
+    """Whether a POSIX path matches any glob (``**`` spans folders)."""
+    for pattern in globs:
+        if fnmatch.fnmatchcase(path, pattern):
+            return True
+        # fnmatch's * already crosses '/', so 'prompts/**/*.md' should also match 'prompts/x.md'.
+        if "**/" in pattern and fnmatch.fnmatchcase(path, pattern.replace("**/", "")):
+            return True
+    return False
+
+
+@dataclass(frozen=True)
+class Pattern:
+    globs: tuple[str, ...]
+    regex: re.Pattern[str]
+    message: str
+
+
+@dataclass(frozen=True)
+class LintConfig:
+    """What to lint and how; every field has a working default."""
+
+    source: str = "(defaults)"
+    paths: tuple[str, ...] = ()
+    suites: tuple[str, ...] = ("suites/*.yaml", "suites/**/*.yaml")
+    severity: Mapping[str, str] = field(default_factory=dict, hash=False)
+    required_sections: tuple[Mapping[str, Any], ...] = ()
+    shrink_warning: float = 0.5
+    token_budget: tuple[Mapping[str, Any], ...] = ()
+    tools: tuple[Mapping[str, Any], ...] = ()
+    forbidden: tuple[Pattern, ...] = ()
+    required: tuple[Pattern, ...] = ()
+    model_ids: str | None = None
+    overrides: tuple[Mapping[str, Any], ...] = ()
+
+    def severity_for(self, rule: str, path: str, default: str) -> str:
+        """The rule's severity for this file: default, then config, then the last matching override."""
+        level = self.severity.get(rule, default)
+        for override in self.overrides:
+            if matches(path, as_globs(override["glob"])) and rule in override["severity"]:
+                level = override["severity"][rule]
+        return level
+
+
+def load_config(path: str | Path | None, known_rules: Sequence[str]) -> LintConfig:
+    """Reads ``evalkit.yaml`` (absent: defaults, unless a path was named explicitly)."""
+    explicit = path is not None
+    target = Path(path) if path is not None else Path(DEFAULT_CONFIG)
+    if not target.exists():
+        if explicit:
+            raise ConfigError(f"{target}: config file not found")
+        return LintConfig()
+    display = str(path) if explicit else DEFAULT_CONFIG
+    data, locate = schema.load_yaml(target, display)
+    data = data or {}
+    schema.validate(data, "config", display, locate)
+    lint = data.get("lint", {})
+
+    def check_rules(mapping: Mapping[str, str], where: tuple[str | int, ...]) -> None:
+        for rule in mapping:
+            if rule not in known_rules:
+                at = schema.where(display, locate((*where, rule)))
+                raise ConfigError(f"{at}: {schema.format_path((*where, rule))}: unknown rule {rule!r}; expected one "
+                                  f"of: {', '.join(sorted(known_rules))}")
+
+    check_rules(lint.get("severity", {}), ("lint", "severity"))
+    for index, override in enumerate(lint.get("overrides", [])):
+        check_rules(override["severity"], ("lint", "overrides", index, "severity"))
+
+    def patterns(key: str) -> tuple[Pattern, ...]:
+        out = []
+        for index, item in enumerate(lint.get(key, [])):
+            try:
+                regex = re.compile(item["pattern"], re.MULTILINE)
+            except re.error as exc:
+                at = schema.where(display, locate(("lint", key, index, "pattern")))
+                raise ConfigError(f"{at}: lint.{key}[{index}].pattern: expected a valid regular expression, got "
+                                  f"{item['pattern']!r} ({exc})") from None
+            out.append(Pattern(as_globs(item["glob"]), regex, item.get("message", "")))
+        return tuple(out)
+
+    return LintConfig(
+        source=display,
+        paths=tuple(lint.get("paths", ())),
+        suites=as_globs(lint["suites"]) if "suites" in lint else LintConfig.suites,
+        severity=dict(lint.get("severity", {})),
+        required_sections=tuple(lint.get("required_sections", ())),
+        shrink_warning=float(lint.get("removed_section", {}).get("shrink_warning", 0.5)),
+        token_budget=tuple(lint.get("token_budget", ())),
+        tools=tuple(lint.get("tools", ())),
+        forbidden=patterns("forbidden_patterns"),
+        required=patterns("required_patterns"),
+        model_ids=lint.get("model_ids"),
+        overrides=tuple(lint.get("overrides", ())),
+    )

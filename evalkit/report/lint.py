@@ -1,0 +1,86 @@
+"""Lint findings as text (rich), GitHub workflow annotations, JSON and SARIF 2.1.0."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from importlib import metadata
+from typing import TYPE_CHECKING, Any
+
+from evalkit.lint import RULES, LintReport
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+
+
+def render_lint_text(report: LintReport, console: Console) -> None:
+    """``path:line:col: severity rule: message`` and the line, then a one-line summary."""
+    from rich.markup import escape
+
+    colour = {"error": "red", "warning": "yellow", "note": "cyan"}
+    for f in report.findings:
+        console.print(f"[bold]{escape(f.path)}:{f.line}:{f.column}[/bold]: [{colour[f.severity]}]{f.severity}"
+                      f"[/{colour[f.severity]}] [dim]{f.rule}[/dim]: {escape(f.message)}")
+        if f.snippet.strip():
+            console.print(f"    {f.snippet.strip()[:160]}", markup=False, highlight=False)
+    base = f" against {report.base}" if report.base else ""
+    console.print(f"{report.files} files linted{base}: {report.errors} errors, {report.warnings} warnings "
+                  f"(config: {report.config})", markup=False, highlight=False)
+
+
+def _escape(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    return _escape(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def render_lint_github(report: LintReport) -> str:
+    """``::error file=…,line=…,col=…,title=…::message`` per finding."""
+    lines = []
+    for f in report.findings:
+        level = {"note": "notice"}.get(f.severity, f.severity)
+        lines.append(f"::{level} file={_escape_property(f.path)},line={f.line},col={f.column},"
+                     f"title={_escape_property('evalkit ' + f.rule)}::{_escape(f.message)}")
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def render_lint_json(report: LintReport) -> str:
+    data = {"format": "evalkit.lint/1", "files": report.files, "errors": report.errors,
+            "warnings": report.warnings, "base": report.base, "config": report.config,
+            "findings": [f.__dict__ for f in report.findings]}
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+
+def render_lint_sarif(report: LintReport) -> dict[str, Any]:
+    """A SARIF 2.1.0 log GitHub code scanning accepts (one run, every rule described)."""
+    try:
+        version = metadata.version("evalkit")
+    except metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
+        version = "0+unknown"
+    rule_ids = list(RULES)
+    rules = [{"id": r.id, "name": r.id.replace("-", " ").title().replace(" ", ""),
+              "shortDescription": {"text": r.description}, "fullDescription": {"text": r.description},
+              "defaultConfiguration": {"level": r.severity}} for r in RULES.values()]
+    results = []
+    for f in report.findings:
+        fingerprint = hashlib.sha256(f"{f.rule}:{f.path}:{f.snippet.strip()}:{f.message}".encode()).hexdigest()[:32]
+        region: dict[str, Any] = {"startLine": f.line, "startColumn": f.column}
+        if f.snippet.strip():
+            region["snippet"] = {"text": f.snippet}
+        results.append({
+            "ruleId": f.rule, "ruleIndex": rule_ids.index(f.rule), "level": f.severity,
+            "message": {"text": f.message},
+            "locations": [{"physicalLocation": {"artifactLocation": {"uri": f.path, "uriBaseId": "%SRCROOT%"},
+                                                "region": region}}],
+            "partialFingerprints": {"evalkitFindingHash/v1": fingerprint},
+        })
+    return {
+        "$schema": SARIF_SCHEMA, "version": "2.1.0",
+        "runs": [{"tool": {"driver": {"name": "evalkit", "semanticVersion": version, "version": version,
+                                      "informationUri": "https://pypi.org/project/evalkit/", "rules": rules}},
+                  "results": results, "columnKind": "unicodeCodePoints"}],
+    }
