@@ -158,12 +158,26 @@ def _settle(doc: Document, found: Iterable[Finding], config: LintConfig) -> list
     return out
 
 
-def _work(batch: list[tuple[Document, list[SuiteInfo], SuiteInfo | None, str | None]], config: LintConfig,
+def _work(paths: list[str], suites: dict[str, SuiteInfo], users: dict[str, list[SuiteInfo]], config: LintConfig,
           base: str | None, today: dt.date) -> list[Finding]:
-    out: list[Finding] = []
-    for doc, users, suite, base_text in batch:
-        out.extend(_check(doc, config, users, suite, base_text, base, today))
-    return out
+    """Reads and lints a batch of files (in a worker process when there are many: files travel as paths)."""
+    findings: list[Finding] = []
+    documents: list[Document] = []
+    for path in paths:
+        item = _document(path, suites)
+        if isinstance(item, Finding):
+            findings.extend(_settle(Document(path, "", "data"), [item], config))
+        else:
+            documents.append(item)
+    base_texts: dict[str, str | None] = {}
+    if base is not None:
+        from evalkit.lint.gitbase import read_at
+
+        base_texts = read_at(base, [d.path for d in documents if d.kind in ("prompt", "messages")])
+    for doc in documents:
+        findings.extend(_check(doc, config, users.get(doc.path, []), suites.get(doc.path), base_texts.get(doc.path),
+                               base, today))
+    return findings
 
 
 def lint(paths: Sequence[str] = (), *, base: str | None = None, config: str | os.PathLike[str] | None = None,
@@ -184,30 +198,21 @@ def lint(paths: Sequence[str] = (), *, base: str | None = None, config: str | os
         for template in info.templates:
             users.setdefault(template, []).append(info)
 
-    documents: list[Document] = []
-    for path in files:
-        item = _document(path, suites)
-        if isinstance(item, Finding):
-            findings.extend(_settle(Document(path, "", "data"), [item], settings))
-        else:
-            documents.append(item)
-    base_texts: dict[str, str | None] = {}
     if base is not None:
-        from evalkit.lint.gitbase import read_at
+        from evalkit.lint.gitbase import verify
 
-        base_texts = read_at(base, [d.path for d in documents if d.kind in ("prompt", "messages")])
-    batch = [(d, users.get(d.path, []), suites.get(d.path), base_texts.get(d.path)) for d in documents]
+        verify(base)  # a bad ref is one error up front, not one per worker
     count = workers if workers is not None else (os.cpu_count() or 1)
-    if count > 1 and len(batch) >= PARALLEL_THRESHOLD:
+    if count > 1 and len(files) >= PARALLEL_THRESHOLD:
         from concurrent.futures import ProcessPoolExecutor
 
-        size = -(-len(batch) // (count * 4))
-        chunks = [batch[i:i + size] for i in range(0, len(batch), size)]
+        size = -(-len(files) // (count * 2))
+        chunks = [files[i:i + size] for i in range(0, len(files), size)]
         with ProcessPoolExecutor(max_workers=count) as pool:
-            for result in pool.map(_work, chunks, [settings] * len(chunks), [base] * len(chunks),
-                                   [today] * len(chunks)):
-                findings.extend(result)
+            futures = [pool.submit(_work, chunk, suites, users, settings, base, today) for chunk in chunks]
+            for future in futures:
+                findings.extend(future.result())
     else:
-        findings.extend(_work(batch, settings, base, today))
+        findings.extend(_work(files, suites, users, settings, base, today))
     findings.sort(key=lambda f: (f.path, f.line, f.column, f.rule))
     return LintReport(tuple(findings), len(files), settings.source, base)

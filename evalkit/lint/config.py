@@ -75,6 +75,14 @@ def load_config(path: str | Path | None, known_rules: Sequence[str]) -> LintConf
     display = str(path) if explicit else DEFAULT_CONFIG
     data, locate = schema.load_yaml(target, display)
     data = data or {}
+    # YAML 1.1 reads an unquoted `off` as false; in a severity map it can only mean "off".
+    lint_raw = data.get("lint") if isinstance(data, dict) else None
+    if isinstance(lint_raw, dict):
+        maps = [lint_raw.get("severity")] + [o.get("severity") for o in lint_raw.get("overrides") or []
+                                             if isinstance(o, dict)]
+        for mapping in maps:
+            if isinstance(mapping, dict):
+                mapping.update({k: "off" for k, v in mapping.items() if v is False})
     schema.validate(data, "config", display, locate)
     lint = data.get("lint", {})
 

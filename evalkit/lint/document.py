@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import functools
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -11,11 +12,12 @@ PROMPT_SUFFIXES = (".md", ".markdown", ".txt", ".j2", ".jinja", ".jinja2", ".pro
 STRUCTURED_SUFFIXES = (".yaml", ".yml", ".json")
 DATA_SUFFIXES = (".jsonl", ".csv")
 
-_HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t]*#*[ \t]*$", re.MULTILINE)
+_HEADING = re.compile(r"(#{1,6})[ \t]+([^\n]+)")
 _TAG = re.compile(r"<([A-Za-z][\w-]*)>(.*?)</\1>", re.DOTALL)
 _SUPPRESS = re.compile(r"evalkit:\s*disable=([\w,-]+)[ \t]*(.*?)(?:-->|\*/|$)", re.MULTILINE)
 
 
+@functools.lru_cache(maxsize=4096)
 def normalise(name: str) -> str:
     """Section names compare case-insensitively, with ``_``/``-``/punctuation folded to spaces."""
     return " ".join(re.sub(r"[^\w\s]|_", " ", name.casefold()).split())
@@ -101,18 +103,29 @@ class Document:
 def parse_sections(text: str) -> list[Section]:
     """Markdown headings (body runs to the next heading of the same or a higher level) and XML-style tags."""
     sections: list[Section] = []
-    headings = list(_HEADING.finditer(text))
-    for index, match in enumerate(headings):
-        level = len(match.group(1))
-        end = len(text)
+    headings = []  # (start of the heading line, end of its line, level, title)
+    start = 0 if text.startswith("#") else text.find("\n#") + 1
+    while start > 0 or (start == 0 and text.startswith("#")):
+        end = text.find("\n", start)
+        end = len(text) if end < 0 else end
+        match = _HEADING.match(text, start, end)
+        if match:
+            headings.append((start, end, len(match.group(1)), match.group(2)))
+        start = text.find("\n#", end) + 1
+        if start == 0:
+            break
+    line, counted = 1, 0
+    for index, (start, end, level, raw_title) in enumerate(headings):
+        stop = len(text)
         for later in headings[index + 1:]:
-            if len(later.group(1)) <= level:
-                end = later.start()
+            if later[2] <= level:
+                stop = later[0]
                 break
-        body = text[match.end():end]
-        line = text.count("\n", 0, match.start()) + 1
-        sections.append(Section(normalise(match.group(2)), match.group(2).strip(), line, body.strip()))
-    for match in _TAG.finditer(text):
+        line += text.count("\n", counted, start)
+        counted = start
+        title = raw_title.rstrip().rstrip("#").rstrip()  # closing hashes are decoration
+        sections.append(Section(normalise(title), title, line, text[end:stop].strip()))
+    for match in _TAG.finditer(text) if "</" in text else ():
         sections.append(Section(normalise(match.group(1)), match.group(1), text.count("\n", 0, match.start()) + 1,
                                 match.group(2).strip()))
     return sections

@@ -15,16 +15,37 @@ def _git(args: Sequence[str]) -> subprocess.CompletedProcess[bytes]:
         raise ConfigError(f"--base: cannot run git ({exc})") from None
 
 
-def read_at(ref: str, paths: Sequence[str]) -> dict[str, str | None]:
-    """Each path's text at ``ref`` (None when absent there or not text); one ``git cat-file --batch``."""
+def verify(ref: str) -> str:
+    """The commit ``ref`` names; a one-line error when it names none."""
     verified = _git(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"])
     if verified.returncode != 0:
         if _git(["rev-parse", "--git-dir"]).returncode != 0:
             raise ConfigError(f"--base: expected a git working tree, got {ref!r} outside one")
         raise ConfigError(f"--base: expected a git revision, got {ref!r} (no such commit, branch or tag)")
-    commit = verified.stdout.decode().strip()
+    return verified.stdout.decode().strip()
+
+
+def read_at(ref: str, paths: Sequence[str]) -> dict[str, str | None]:
+    """Each path's text at ``ref`` (None when absent there or not text); one ``git cat-file --batch``."""
+    if not paths:
+        return {}
+    commit = verify(ref)
     prefix = _git(["rev-parse", "--show-prefix"]).stdout.decode().strip()
-    request = "".join(f"{commit}:{prefix}{path}\n" for path in paths).encode()
+    # One listing of the base tree gives every blob id; asking cat-file for "<commit>:<path>" instead would
+    # re-read the folder's tree object for each path (quadratic in a folder of 10,000 prompts).
+    listing = _git(["ls-tree", "-r", "-z", "--full-tree", commit])
+    if listing.returncode != 0:
+        raise ConfigError(f"--base: git ls-tree {ref} failed: {listing.stderr.decode(errors='replace').strip()}")
+    blobs: dict[str, str] = {}
+    for entry in listing.stdout.split(b"\0"):
+        if not entry:
+            continue
+        meta, _, name = entry.partition(b"\t")
+        parts = meta.split()
+        if len(parts) == 3 and parts[1] == b"blob":
+            blobs[name.decode("utf-8", "surrogateescape")] = parts[2].decode()
+    wanted = [(path, blobs.get(prefix + path)) for path in paths]
+    request = "".join(f"{oid}\n" for _, oid in wanted if oid).encode()
     try:
         output = subprocess.run(["git", "cat-file", "--batch"], input=request, capture_output=True, timeout=300,
                                 check=True).stdout
@@ -32,12 +53,15 @@ def read_at(ref: str, paths: Sequence[str]) -> dict[str, str | None]:
         raise ConfigError(f"--base: git cat-file failed ({exc})") from None
     found: dict[str, str | None] = {}
     position = 0
-    for path in paths:
+    for path, oid in wanted:
+        if oid is None:
+            found[path] = None  # new in this change
+            continue
         end = output.index(b"\n", position)
         header = output[position:end].split()
         position = end + 1
         if len(header) < 3 or header[1] != b"blob":
-            found[path] = None  # "missing": the file is new in this change
+            found[path] = None
             continue
         size = int(header[2])
         blob = output[position:position + size]

@@ -22,6 +22,8 @@ class ModelCatalog:
     status: dict[str, tuple[str, dt.date | None]]
     """id → (deprecated | retired, date)."""
     pattern: re.Pattern[str]
+    hints: tuple[str, ...]
+    """Cheap prefilter (substring tests): the first characters of every known id, and the floating suffixes."""
 
 
 def _read(text: str, source: str) -> dict[str, Any]:
@@ -62,7 +64,9 @@ def load_catalog(extra: str | None = None) -> ModelCatalog:
         rf"(?<![\w.-])(?:(?P<known>{alternatives})|(?P<floating>[a-z][\w.-]*?(?:{suffix})))(?![\w.-])"
         if suffix else rf"(?<![\w.-])(?P<known>{alternatives})(?![\w.-])"
     )
-    return ModelCatalog(frozenset(aliases), tuple(suffixes), status, pattern)
+    # Six characters tell the ids apart from English ("text-d", not "text"); shorter ids are used whole.
+    stems = tuple(sorted({n[:6] for n in names} | set(suffixes)))
+    return ModelCatalog(frozenset(aliases), tuple(suffixes), status, pattern, stems)
 
 
 def describe(catalog: ModelCatalog, name: str, today: dt.date) -> tuple[str, str] | None:

@@ -20,6 +20,14 @@ _API_KEY = re.compile(
 )
 
 
+_KEY_HINTS = ("sk-", "AKIA", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "xox", "AIza", "glpat-")
+
+
+def has_digit(text: str) -> bool:
+    """Ten substring tests run at memchr speed; a regex scan of the text is several times slower."""
+    return any(digit in text for digit in "0123456789")
+
+
 @dataclass(frozen=True)
 class Match:
     kind: str
@@ -53,7 +61,7 @@ def find(text: str) -> Iterator[Match]:
         for m in _EMAIL.finditer(text):
             yield Match("e-mail address", m.start(), m.end(), redact(m.group()))
     taken: list[tuple[int, int]] = []
-    if any(ch.isdigit() for ch in text):
+    if has_digit(text):
         for m in _CARD.finditer(text):
             digits = re.sub(r"\D", "", m.group())
             if 13 <= len(digits) <= 19 and luhn(digits):
@@ -64,5 +72,5 @@ def find(text: str) -> Iterator[Match]:
         for m in _PHONE.finditer(text):
             if not any(a <= m.start() < b for a, b in taken) and len(re.sub(r"\D", "", m.group())) >= 10:
                 yield Match("phone number", m.start(), m.end(), redact(m.group()))
-    for m in _API_KEY.finditer(text):
+    for m in _API_KEY.finditer(text) if any(hint in text for hint in _KEY_HINTS) else ():
         yield Match("API key", m.start(), m.end(), redact(m.group()))

@@ -131,18 +131,44 @@ def template_variables(text: str) -> tuple[dict[str, int], tuple[int, str] | Non
     if "{{" not in text and "{%" not in text and "{#" not in text:
         return {}, None
     import jinja2
-    from jinja2 import meta, nodes
+    from jinja2 import nodes
 
+    environment = _jinja()
     try:
-        ast = _jinja().parse(text)
+        ast = environment.parse(_tags_only(text))
     except jinja2.TemplateSyntaxError as exc:
         return {}, (exc.lineno or 1, exc.message or "syntax error")
-    undeclared = meta.find_undeclared_variables(ast)
+    # Names read minus names the template binds itself (for-loop targets, set, macro arguments) and the
+    # environment's globals. jinja2.meta.find_undeclared_variables runs the whole code generator to get
+    # this, which costs more than the parse; scoping is ignored here, which can only hide a finding.
+    bound = {n.name for n in ast.find_all(nodes.Name) if n.ctx in ("store", "param")}
+    bound |= {m.name for m in ast.find_all(nodes.Macro)} | set(environment.globals) | {"loop", "caller", "varargs",
+                                                                                     "kwargs"}
     lines: dict[str, int] = {}
     for node in ast.find_all(nodes.Name):
-        if node.name in undeclared and node.ctx == "load":
+        if node.ctx == "load" and node.name not in bound:
             lines.setdefault(node.name, node.lineno)
     return lines, None
+
+
+_TAG_SPANS = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
+_NOT_SYNTAX = re.compile(r"[^{}%#\n]+")
+
+
+def _tags_only(text: str) -> str:
+    """The template with its plain text reduced to newlines and delimiter characters.
+
+    jinja2's lexer scans plain text with a lazy regex at every character; the parse (and so the syntax
+    errors, the variables and their line numbers) depends only on the tags, the delimiters and the lines.
+    """
+    out = []
+    position = 0
+    for match in _TAG_SPANS.finditer(text):
+        out.append(_NOT_SYNTAX.sub("", text[position:match.start()]))
+        out.append(match.group())
+        position = match.end()
+    out.append(_NOT_SYNTAX.sub("", text[position:]))
+    return "".join(out)
 
 
 def _column(doc: Document, line: int, needle: str) -> int:
@@ -294,7 +320,14 @@ def check_token_budget(doc: Document, config: LintConfig, users: Sequence[SuiteI
 
 def check_model_ids(doc: Document, config: LintConfig, today: dt.date) -> Iterator[Finding]:
     catalog = load_catalog(config.model_ids)
-    for match in catalog.pattern.finditer(doc.text):
+    text = doc.text
+    # Every catalogued id but a floating one carries a digit (gpt-4o, o3, claude-3-5-…): text without a digit
+    # can only hold a floating alias, which names its suffix.
+    if not pii.has_digit(text) and not any(s in text for s in catalog.suffixes):
+        return
+    if not any(stem in text for stem in catalog.hints):
+        return
+    for match in catalog.pattern.finditer(text):
         verdict = describe(catalog, match.group(), today)
         if verdict is not None:
             line, column = doc.position(match.start())
