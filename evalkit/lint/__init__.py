@@ -63,7 +63,7 @@ def collect(paths: Sequence[str], config: LintConfig) -> tuple[list[str], list[F
     wanted = list(paths) if paths else list(config.paths)
     for item in wanted:
         if not paths:  # config entries are globs
-            files.extend(sorted(glob.glob(item, recursive=True)))
+            files.extend(f for f in sorted(glob.glob(item, recursive=True)) if f.endswith(LINTABLE))
             continue
         if os.path.isdir(item):
             for root, dirs, names in os.walk(item):

@@ -43,7 +43,8 @@ class LintConfig:
     """What to lint and how; every field has a working default."""
 
     source: str = "(defaults)"
-    paths: tuple[str, ...] = ()
+    paths: tuple[str, ...] = ("prompts/**/*", "suites/**/*.yaml", "judges/**/*")
+    """Globs linted when no paths are given."""
     suites: tuple[str, ...] = ("suites/*.yaml", "suites/**/*.yaml")
     severity: Mapping[str, str] = field(default_factory=dict, hash=False)
     required_sections: tuple[Mapping[str, Any], ...] = ()
@@ -111,7 +112,7 @@ def load_config(path: str | Path | None, known_rules: Sequence[str]) -> LintConf
 
     return LintConfig(
         source=display,
-        paths=tuple(lint.get("paths", ())),
+        paths=tuple(lint["paths"]) if "paths" in lint else LintConfig.paths,
         suites=as_globs(lint["suites"]) if "suites" in lint else LintConfig.suites,
         severity=dict(lint.get("severity", {})),
         required_sections=tuple(lint.get("required_sections", ())),
