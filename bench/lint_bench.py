@@ -18,8 +18,11 @@ import time
 from pathlib import Path
 
 SECTIONS = ["Role", "Context", "Policy", "Safety", "Tools", "Examples", "Output format"]
-WORDS = ("customer order refund policy shipping account invoice warranty agent escalate reply concise "
-         "polite verify identity never promise discount deliver within business days").split()
+WORDS = [
+    "customer", "order", "refund", "policy", "shipping", "account", "invoice", "warranty", "agent", "escalate",
+    "reply", "concise", "polite", "verify", "identity", "never", "promise", "discount", "deliver", "within",
+    "business", "days",
+]
 
 
 def paragraph(rng: random.Random, words: int) -> str:

@@ -132,7 +132,8 @@ def test_template_variables_against_suites(write) -> None:
          "'endif'. The innermost block that needs to be closed is 'if'."),
         ("prompts/p.md", "undefined-variable", 2, 27,
          "variable 'topic' is not supplied by 1 of 2 cases of suites/s.yaml (first: two) nor by its defaults.vars"),
-        ("suites/s.yaml", "unused-variable", 5, 41, "variable 'extra' is supplied but no template of this suite uses it"),
+        ("suites/s.yaml", "unused-variable", 5, 41,
+         "variable 'extra' is supplied but no template of this suite uses it"),
     ]
 
 

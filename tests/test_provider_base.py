@@ -8,8 +8,8 @@ from email.utils import format_datetime
 
 import pytest
 
-from evalkit.providers.base import RetryPolicy, estimate_tokens, normalise_stop, parse_retry_after
-from evalkit.providers.openai import endpoint_host, status_class
+from evalkit.providers.base import RetryPolicy, estimate_tokens, normalise_stop, parse_retry_after, status_class
+from evalkit.providers.openai import endpoint_host
 
 
 def test_retry_after_forms() -> None:

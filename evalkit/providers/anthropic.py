@@ -8,9 +8,8 @@ from importlib import metadata
 from typing import Any
 
 from evalkit.errors import PrerequisiteError, install_hint
-from evalkit.providers.base import CallFailure, Completion, Request, parse_retry_after, transport_errors
-from evalkit.providers.base import shorten as _short
-from evalkit.providers.openai import endpoint_host, status_class
+from evalkit.providers.base import CallFailure, Completion, Request, sdk_failure
+from evalkit.providers.openai import endpoint_host
 
 DEFAULT_MAX_TOKENS = 1024
 """The Messages API requires max_tokens; this is used when a suite's params do not set it."""
@@ -80,21 +79,11 @@ class AnthropicProvider:
                     elif event.type == "message_delta":
                         info["finish"] = event.delta.stop_reason
                         info["completion_tokens"] = event.usage.output_tokens
-        except TimeoutError:
-            raise CallFailure("timeout", f"no complete answer within {timeout:g} s") from None
-        except anthropic.APITimeoutError:
-            raise CallFailure("timeout", f"request timed out after {timeout:g} s") from None
-        except anthropic.APIStatusError as exc:
-            status = exc.status_code
-            raise CallFailure(status_class(status), f"HTTP {status}: {_short(exc.message)}", status=status,
-                              retry_after=parse_retry_after(exc.response.headers)) from None
-        except anthropic.APIConnectionError as exc:
-            raise CallFailure("connection", _short(str(exc.__cause__ or exc))) from None
-        except transport_errors() as exc:
-            raise CallFailure("connection", f"{type(exc).__name__}: {_short(str(exc)) or 'connection lost'}") \
-                from None
-        except (anthropic.APIResponseValidationError, ValueError, KeyError) as exc:
-            raise CallFailure("bad_response", f"{type(exc).__name__}: {_short(str(exc))}") from None
+        except Exception as exc:
+            failure = sdk_failure(exc, anthropic, timeout)
+            if failure is None:
+                raise
+            raise failure from None
         if "finish" not in info:
             raise CallFailure("bad_response", "stream ended without a stop reason")
         return Completion(

@@ -102,6 +102,41 @@ class CallFailure(Exception):
         self.retry_after = retry_after
 
 
+def sdk_failure(exc: BaseException, sdk: Any, timeout: float) -> CallFailure | None:
+    """Classifies an exception from an official SDK (openai and anthropic share these class names).
+
+    None means the exception is not a provider failure (a bug of ours): let it propagate.
+    """
+    if isinstance(exc, TimeoutError):
+        return CallFailure("timeout", f"no complete answer within {timeout:g} s")
+    if isinstance(exc, sdk.APITimeoutError):  # a subclass of APIConnectionError, so it goes first
+        return CallFailure("timeout", f"request timed out after {timeout:g} s")
+    if isinstance(exc, sdk.APIStatusError):
+        status = exc.status_code
+        return CallFailure(status_class(status), f"HTTP {status}: {shorten(exc.message)}", status=status,
+                           retry_after=parse_retry_after(exc.response.headers))
+    if isinstance(exc, sdk.APIConnectionError):
+        return CallFailure("connection", shorten(str(exc.__cause__ or exc)))
+    if isinstance(exc, transport_errors()):  # the connection dropped mid-stream
+        return CallFailure("connection", f"{type(exc).__name__}: {shorten(str(exc)) or 'connection lost'}")
+    if isinstance(exc, (sdk.APIResponseValidationError, ValueError, KeyError)):
+        return CallFailure("bad_response", f"{type(exc).__name__}: {shorten(str(exc))}")
+    return None
+
+
+def status_class(status: int) -> str:
+    """Error class of an HTTP status."""
+    if status == 429:
+        return "rate_limit"
+    if status == 408:
+        return "timeout"
+    if status in (401, 403):
+        return "auth"
+    if status >= 500:
+        return "server"
+    return "client"
+
+
 @dataclass(frozen=True)
 class Request:
     """What a provider is asked to do for one case."""

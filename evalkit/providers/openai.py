@@ -9,27 +9,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from evalkit.errors import PrerequisiteError, install_hint
-from evalkit.providers.base import CallFailure, Completion, Request, parse_retry_after, transport_errors
-from evalkit.providers.base import shorten as _short
+from evalkit.providers.base import CallFailure, Completion, Request, sdk_failure
 
 
 def endpoint_host(base_url: str | None, default: str) -> str:
     """Host and port of an endpoint URL (never its path, query or credentials)."""
     parts = urlsplit(base_url or default)
     return parts.hostname + (f":{parts.port}" if parts.port else "") if parts.hostname else "unknown"
-
-
-def status_class(status: int) -> str:
-    """Error class of an HTTP status."""
-    if status == 429:
-        return "rate_limit"
-    if status == 408:
-        return "timeout"
-    if status in (401, 403):
-        return "auth"
-    if status >= 500:
-        return "server"
-    return "client"
 
 
 def _sdk_version() -> str | None:
@@ -93,21 +79,11 @@ class OpenAIProvider:
                                 tools.append(call.function.name)
                         if choice.finish_reason:
                             info["finish"] = choice.finish_reason
-        except TimeoutError:
-            raise CallFailure("timeout", f"no complete answer within {timeout:g} s") from None
-        except openai.APITimeoutError:
-            raise CallFailure("timeout", f"request timed out after {timeout:g} s") from None
-        except openai.APIStatusError as exc:
-            status = exc.status_code
-            raise CallFailure(status_class(status), f"HTTP {status}: {_short(exc.message)}", status=status,
-                              retry_after=parse_retry_after(exc.response.headers)) from None
-        except openai.APIConnectionError as exc:
-            raise CallFailure("connection", _short(str(exc.__cause__ or exc))) from None
-        except transport_errors() as exc:  # the connection dropped mid-stream
-            raise CallFailure("connection", f"{type(exc).__name__}: {_short(str(exc)) or 'connection lost'}") \
-                from None
-        except (openai.APIResponseValidationError, ValueError, KeyError) as exc:
-            raise CallFailure("bad_response", f"{type(exc).__name__}: {_short(str(exc))}") from None
+        except Exception as exc:
+            failure = sdk_failure(exc, openai, timeout)
+            if failure is None:
+                raise
+            raise failure from None
         if "finish" not in info:
             raise CallFailure("bad_response", "stream ended without a finish reason")
         usage = info.get("usage")
