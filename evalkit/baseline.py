@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from evalkit.artifact import read_versioned, write_atomic
 from evalkit.errors import BaselineError
 from evalkit.results import Run
 
@@ -140,26 +141,15 @@ def save_baseline(run: Run, path: str | os.PathLike[str]) -> Baseline:
     lines.append(",\n".join(rows))
     lines.append("  ]")
     lines.append("}")
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_suffix(target.suffix + ".tmp")
-    temporary.write_text("\n".join(lines) + "\n", "utf-8")
-    os.replace(temporary, target)
+    write_atomic(Path(path), "\n".join(lines) + "\n")
     return baseline
 
 
 def load_baseline(path: str | os.PathLike[str]) -> Baseline:
     """Reads a baseline file; an unknown format version or a corrupt file is a one-line error."""
     target = Path(path)
-    try:
-        data = json.loads(target.read_text("utf-8"))
-    except FileNotFoundError:
-        raise BaselineError(f"{target}: baseline file not found (save one with: evalkit baseline save RUN)") from None
-    except json.JSONDecodeError as exc:
-        raise BaselineError(f"{target}:{exc.lineno}: invalid JSON: {exc.msg}") from None
-    if not isinstance(data, dict) or data.get("format") != BASELINE_FORMAT:
-        got = data.get("format") if isinstance(data, dict) else type(data).__name__
-        raise BaselineError(f"{target}: format: expected {BASELINE_FORMAT!r}, got {got!r}")
+    data = read_versioned(target, BASELINE_FORMAT, BaselineError,
+                          "baseline file not found (save one with: evalkit baseline save RUN)")
     try:
         return Baseline(suite=data["suite"], fingerprints=data["fingerprints"], conditions=data["conditions"],
                         repeats=data["repeats"], samples=tuple(Sample.from_dict(s) for s in data["samples"]),

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from evalkit.artifact import write_atomic
 from evalkit.providers.base import CallRecord
 
 
@@ -62,8 +63,4 @@ class ResponseCache:
         """Stores a successful record (failures are never cached: a re-run should try again)."""
         if not record.ok:
             return
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_suffix(f".{os.getpid()}.tmp")
-        temporary.write_text(json.dumps(record.to_dict(), ensure_ascii=False), "utf-8")
-        os.replace(temporary, path)
+        write_atomic(self._path(key), json.dumps(record.to_dict(), ensure_ascii=False))

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
+from evalkit.artifact import read_versioned, write_atomic
 from evalkit.conditions import Conditions
 from evalkit.errors import ResultsError
 from evalkit.providers.base import CallRecord
@@ -202,26 +203,15 @@ def in_suite_order(results: Iterable[CaseResult], case_ids: Sequence[str]) -> tu
 def write_manifest(run: Run) -> None:
     """Writes ``manifest.json`` atomically (write, then rename)."""
     assert run.directory is not None
-    target = run.directory / MANIFEST
-    temporary = target.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps(run.manifest(), indent=2, ensure_ascii=False) + "\n", "utf-8")
-    os.replace(temporary, target)
+    write_atomic(run.directory / MANIFEST, json.dumps(run.manifest(), indent=2, ensure_ascii=False) + "\n")
 
 
 def load_run(location: str | os.PathLike[str]) -> Run:
     """Loads a run directory (or its manifest.json) with every result journalled so far."""
     path = Path(location)
     directory = path.parent if path.name == MANIFEST else path
-    manifest_path = directory / MANIFEST
-    try:
-        data = json.loads(manifest_path.read_text("utf-8"))
-    except FileNotFoundError:
-        raise ResultsError(f"{directory}: not a run directory (expected {MANIFEST} in it)") from None
-    except json.JSONDecodeError as exc:
-        raise ResultsError(f"{manifest_path}:{exc.lineno}: invalid JSON: {exc.msg}") from None
-    if data.get("format") != RUN_FORMAT:
-        raise ResultsError(f"{manifest_path}: format: expected {RUN_FORMAT!r}, got {data.get('format')!r} "
-                           "(written by another evalkit version?)")
+    data = read_versioned(directory / MANIFEST, RUN_FORMAT, ResultsError,
+                          f"not a run directory (expected {MANIFEST} in it)", where=str(directory))
     results = in_suite_order(read_journal(directory / JOURNAL), data["suite"]["case_ids"])
     return Run(
         run_id=data["run_id"], suite=SuiteIdentity.from_dict(data["suite"]), repeats=data["repeats"],
