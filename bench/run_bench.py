@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+CPU_SECONDS: list[float] = []
+"""CPU time of each measured process, in order: less sensitive than wall time to a noisy neighbour."""
 
 
 def free_port() -> int:
@@ -32,7 +34,7 @@ def free_port() -> int:
 
 
 def measure(command: list[str], cwd: Path) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MiB) of one whole process."""
+    """Wall seconds and peak RSS (MiB) of one whole process (its CPU seconds go to CPU_SECONDS)."""
     start = time.perf_counter()
     process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(process.pid, 0)
@@ -41,6 +43,7 @@ def measure(command: list[str], cwd: Path) -> tuple[float, float]:
     if process.returncode != 0:
         raise SystemExit(f"{command[:3]} failed with {process.returncode}: {process.stderr.read().decode()[-2000:]}"
                          if process.stderr else "failed")
+    CPU_SECONDS.append(usage.ru_utime + usage.ru_stime)
     return wall, usage.ru_maxrss / 1024
 
 
@@ -87,15 +90,17 @@ def main() -> int:
             folder = Path(temporary)
             suite = write_suite(folder, base_url, args.cases, args.concurrency)
             bare_cmd = [sys.executable, str(HERE / "bare_loop.py"), base_url, str(args.cases), str(args.concurrency)]
-            bare, ours, bare_rss, our_rss = [], [], [], []
+            bare, ours, bare_rss, our_rss, bare_cpu, our_cpu = [], [], [], [], [], []
             for round_number in range(args.rounds):
                 wall, rss = measure(bare_cmd, folder)
                 bare.append(wall)
                 bare_rss.append(rss)
+                bare_cpu.append(CPU_SECONDS[-1])
                 wall, rss = measure([evalkit, "run", str(suite), "--out", str(folder / "runs"),
                                      "--run-id", f"r{round_number}"], folder)
                 ours.append(wall)
                 our_rss.append(rss)
+                our_cpu.append(CPU_SECONDS[-1])
                 print(f"round {round_number + 1}: bare {bare[-1]:.2f} s ({bare_rss[-1]:.0f} MiB) · "
                       f"evalkit {ours[-1]:.2f} s ({our_rss[-1]:.0f} MiB)", flush=True)
             unstreamed, _ = measure([*bare_cmd, "--no-stream"], folder)
@@ -113,6 +118,8 @@ def main() -> int:
           f" (unstreamed reference: {unstreamed:.2f} s)")
     print(f"evalkit run:                      median {statistics.median(ours):.2f} s, peak {peak:.0f} MiB "
           f"(achieved concurrency mean {conditions['in_flight_mean']}, max {conditions['in_flight_max']})")
+    print(f"CPU seconds (user+sys), medians: bare {statistics.median(bare_cpu):.2f}, evalkit "
+          f"{statistics.median(our_cpu):.2f}, ratio {statistics.median(our_cpu) / statistics.median(bare_cpu):.3f}")
     verdict = ratio <= args.max_ratio and peak <= args.max_rss_mib
     print(f"ratio evalkit/bare: {ratio:.3f} (limit {args.max_ratio}) · peak RSS {peak:.0f} MiB "
           f"(limit {args.max_rss_mib:g}) · {'PASS' if verdict else 'FAIL'}")

@@ -156,7 +156,7 @@ def _new_run_id(suite: Suite, shard: tuple[int, int] | None) -> str:
 
 
 async def _execute(suite: Suite, run: Run, work: Sequence[tuple[Planned, int]], options: RunOptions,
-                   progress: Progress | None, previous: Sequence[CaseResult]) -> Run:
+                   progress: Progress | None, previous: Sequence[CaseResult], rendered: str) -> Run:
     """Runs the work items, journalling each result; returns the run with conditions completed."""
     directory = run.directory
     assert directory is not None
@@ -176,7 +176,6 @@ async def _execute(suite: Suite, run: Run, work: Sequence[tuple[Planned, int]], 
 
     async with open_provider(target, suite.path) as provider:
         if run.conditions is None:
-            rendered = hashlib.sha256("".join(p.prompt_sha256 for p in plan(suite)).encode()).hexdigest()
             run = replace(run, conditions=_start_conditions(suite, provider, model, concurrency, limiter, rendered))
             directory.mkdir(parents=True)
         run = replace(run, status="running")
@@ -251,10 +250,15 @@ def _start_conditions(suite: Suite, provider: Provider, model: str, concurrency:
     )
 
 
-def _work(suite: Suite, repeats: int, shard: tuple[int, int] | None, done: set[tuple[str, int]]) \
-        -> list[tuple[Planned, int]]:
+def rendered_hash(planned: Sequence[Planned]) -> str:
+    """One hash over every rendered prompt of the suite, in case order."""
+    return hashlib.sha256("".join(p.prompt_sha256 for p in planned).encode()).hexdigest()
+
+
+def _work(planned_cases: Sequence[Planned], repeats: int, shard: tuple[int, int] | None,
+          done: set[tuple[str, int]]) -> list[tuple[Planned, int]]:
     items: list[tuple[Planned, int]] = []
-    for planned in plan(suite):
+    for planned in planned_cases:
         if shard is not None and shard_of(planned.case.id, shard[1]) != shard[0]:
             continue
         # Repeat-major order: every case gets its first sample before any case gets its second.
@@ -264,9 +268,9 @@ def _work(suite: Suite, repeats: int, shard: tuple[int, int] | None, done: set[t
 
 
 def _run(suite: Suite, run: Run, work: list[tuple[Planned, int]], options: RunOptions,
-         progress: Progress | None, previous: Sequence[CaseResult]) -> Run:
+         progress: Progress | None, previous: Sequence[CaseResult], rendered: str = "") -> Run:
     try:
-        return asyncio.run(_execute(suite, run, work, options, progress, previous))
+        return asyncio.run(_execute(suite, run, work, options, progress, previous, rendered))
     except KeyboardInterrupt:
         assert run.directory is not None
         journal = run.directory / JOURNAL
@@ -287,7 +291,8 @@ def run_suite(suite: Suite | str | os.PathLike[str], options: RunOptions = RunOp
         if not 1 <= index <= count:
             raise ConfigError(f"--shard: expected i/n with 1 <= i <= n, got {index}/{count}")
     repeats = options.repeats or suite.repeats
-    work = _work(suite, repeats, options.shard, set())
+    planned = plan(suite)
+    work = _work(planned, repeats, options.shard, set())
     if not work:
         raise ConfigError(f"{suite.path}: no case falls in shard {options.shard[0]}/{options.shard[1]}"
                           if options.shard else f"{suite.path}: the suite has no cases")
@@ -299,7 +304,7 @@ def run_suite(suite: Suite | str | os.PathLike[str], options: RunOptions = RunOp
     # The directory is made once the provider is up, so a missing key or model leaves nothing behind.
     run = Run(run_id=run_id, suite=_identity(suite), repeats=repeats, conditions=None,
               shard=options.shard, options=options.to_dict(), directory=directory)
-    return _run(suite, run, work, options, progress, ())
+    return _run(suite, run, work, options, progress, (), rendered_hash(planned))
 
 
 def resume_run(location: str | os.PathLike[str], progress: Progress | None = None) -> Run:
@@ -316,7 +321,7 @@ def resume_run(location: str | os.PathLike[str], progress: Progress | None = Non
     options = RunOptions(**{**raw, "out": Path(raw.get("out", DEFAULT_OUT)),
                             "shard": tuple(raw["shard"]) if raw.get("shard") else None})
     done = {r.key for r in previous.results}
-    work = _work(suite, previous.repeats, previous.shard, done)
+    work = _work(plan(suite), previous.repeats, previous.shard, done)
     if not work:
         return previous if previous.status == "complete" else replace(previous, status="complete")
     run = replace(previous, options={**previous.options,

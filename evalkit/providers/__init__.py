@@ -121,15 +121,17 @@ async def open_provider(target: Target, where: str) -> AsyncIterator[Provider]:
         find_model()  # fail fast with the install hint, before anything starts
         server_cm = serve()
         server = await asyncio.to_thread(server_cm.__enter__)
-        provider = OpenAIProvider(api_key="local", base_url=server.base_url, name="local")
+        provider = OpenAIProvider(api_key="local", base_url=server.base_url, name="local", timeout=target.timeout)
     elif name == "openai":
         from evalkit.providers.openai import OpenAIProvider
 
-        provider = OpenAIProvider(api_key=api_key(target, "openai", where), base_url=target.base_url)
+        provider = OpenAIProvider(api_key=api_key(target, "openai", where), base_url=target.base_url,
+                                  timeout=target.timeout)
     elif name == "anthropic":
         from evalkit.providers.anthropic import AnthropicProvider
 
-        provider = AnthropicProvider(api_key=api_key(target, "anthropic", where), base_url=target.base_url)
+        provider = AnthropicProvider(api_key=api_key(target, "anthropic", where), base_url=target.base_url,
+                                     timeout=target.timeout)
     elif ":" in name:
         try:
             factory = load_callable(name)

@@ -20,7 +20,7 @@ class AnthropicProvider:
 
     name = "anthropic"
 
-    def __init__(self, *, api_key: str, base_url: str | None = None) -> None:
+    def __init__(self, *, api_key: str, base_url: str | None = None, timeout: float = 600.0) -> None:
         try:
             import anthropic
         except ImportError:  # pragma: no cover - anthropic is a core dependency
@@ -30,7 +30,7 @@ class AnthropicProvider:
             self.sdk_version: str | None = metadata.version("anthropic")
         except metadata.PackageNotFoundError:  # pragma: no cover
             self.sdk_version = None
-        self._client = anthropic.AsyncAnthropic(api_key=api_key, base_url=base_url, max_retries=0)
+        self._client = anthropic.AsyncAnthropic(api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout)
 
     def _split(self, params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         """Params the installed SDK names as keywords, and the rest (sent in the JSON body as they are).
@@ -61,7 +61,7 @@ class AnthropicProvider:
         try:
             async with asyncio.timeout(timeout):
                 stream: Any = await self._client.messages.create(
-                    model=request.model, messages=messages, stream=True, timeout=timeout,  # type: ignore[arg-type]
+                    model=request.model, messages=messages, stream=True,  # type: ignore[arg-type]
                     **params,
                 )
                 info["request_id"] = stream.response.headers.get("request-id")

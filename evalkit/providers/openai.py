@@ -31,7 +31,7 @@ class OpenAIProvider:
     name = "openai"
 
     def __init__(self, *, api_key: str, base_url: str | None = None, name: str = "openai",
-                 stream_usage: bool = True) -> None:
+                 stream_usage: bool = True, timeout: float = 600.0) -> None:
         try:
             import openai
         except ImportError:  # pragma: no cover - openai is a core dependency
@@ -41,7 +41,8 @@ class OpenAIProvider:
         self.sdk_version = _sdk_version()
         self._stream_usage = stream_usage
         # evalkit counts and spaces retries itself, so the SDK must not retry behind its back.
-        self._client = openai.AsyncOpenAI(api_key=api_key, base_url=base_url, max_retries=0)
+        # The SDK's own timeout is a backstop; each attempt is bounded by asyncio.timeout in complete().
+        self._client = openai.AsyncOpenAI(api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout)
 
     async def complete(self, request: Request, timeout: float) -> Completion:
         import openai
@@ -57,7 +58,7 @@ class OpenAIProvider:
                 # stream=True makes this an AsyncStream; the SDK's overloads cannot see params' keys.
                 stream: Any = await self._client.chat.completions.create(
                     model=request.model, messages=list(request.messages),  # type: ignore[arg-type]
-                    stream=True, timeout=timeout, **extra, **dict(request.params),
+                    stream=True, **extra, **dict(request.params),
                 )
                 info["request_id"] = stream.response.headers.get("x-request-id")
                 async for chunk in stream:
