@@ -182,14 +182,14 @@ def baseline() -> None:
 @baseline.command(name="save")
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option("--to", "target", type=click.Path(dir_okay=False, path_type=Path),
-              help="Baseline file (default: baselines/<suite>.json).")
+              help="Baseline file (default: baselines/<suite file stem>.json, where the prompt-PR workflow looks).")
 def baseline_save(run_dir: Path, target: Path | None) -> None:
     """Save a complete run as a baseline file."""
     from evalkit.baseline import save_baseline
     from evalkit.results import load_run
 
     loaded = load_run(run_dir)
-    path = target or Path("baselines") / f"{loaded.suite.name}.json"
+    path = target or Path("baselines") / f"{Path(loaded.suite.path).stem}.json"
     saved = save_baseline(loaded, path)
     click.echo(f"saved baseline {path} ({len(saved.samples)} samples from run {saved.run_id})")
 
