@@ -13,19 +13,26 @@ def _escape_property(text: str) -> str:
     return _escape(text).replace(":", "%3A").replace(",", "%2C")
 
 
+def annotation(level: str, message: str, *, title: str, file: str | None = None, line: int | None = None,
+               col: int | None = None) -> str:
+    """One workflow command: ``::error file=…,line=…,col=…,title=…::message`` (values escaped)."""
+    properties = [f"file={_escape_property(file)}"] if file else []
+    properties += [f"line={line}"] if line is not None else []
+    properties += [f"col={col}"] if col is not None else []
+    properties.append(f"title={_escape_property(title)}")
+    return f"::{level} {','.join(properties)}::{_escape(message)}"
+
+
 def render_annotations(comparison: Comparison, *, file: str | None = None) -> str:
     """``::error``/``::warning``/``::notice`` lines for the verdict and each metric that is not a pass."""
-    where = f" file={_escape_property(file)}," if file else " "
     level = {"regression": "error", "inconclusive": "warning"}.get(comparison.verdict, "notice")
-    lines = [f"::{level}{where}title={_escape_property('evalkit ' + comparison.suite)}::"
-             f"{_escape(verdict_line(comparison))}"]
+    lines = [annotation(level, verdict_line(comparison), title=f"evalkit {comparison.suite}", file=file)]
     for metric in (*comparison.metrics, *comparison.slices):
         if metric.verdict in ("regression", "inconclusive", "not_comparable"):
             kind = "error" if metric.verdict == "regression" and metric.blocking else "warning"
             detail = f"{metric.name}: {metric.verdict}" + (f" ({'; '.join(metric.notes)})" if metric.notes else "")
-            lines.append(f"::{kind}{where}title={_escape_property(metric.name)}::{_escape(detail)}")
+            lines.append(annotation(kind, detail, title=metric.name, file=file))
     for flip in comparison.flips:
         if flip.direction == "pass→fail":
-            lines.append(f"::warning{where}title={_escape_property('pass→fail ' + flip.case_id)}::"
-                         f"{_escape(flip.after[:200])}")
+            lines.append(annotation("warning", flip.after[:200], title=f"pass→fail {flip.case_id}", file=file))
     return "\n".join(lines) + "\n"

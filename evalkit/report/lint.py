@@ -37,21 +37,12 @@ def render_lint_text(report: LintReport, console: Console) -> None:
                   f"(config: {report.config})", markup=False, highlight=False)
 
 
-def _escape(text: str) -> str:
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-
-
-def _escape_property(text: str) -> str:
-    return _escape(text).replace(":", "%3A").replace(",", "%2C")
-
-
 def render_lint_github(report: LintReport) -> str:
     """``::error file=…,line=…,col=…,title=…::message`` per finding."""
-    lines = []
-    for f in report.findings:
-        level = {"note": "notice"}.get(f.severity, f.severity)
-        lines.append(f"::{level} file={_escape_property(f.path)},line={f.line},col={f.column},"
-                     f"title={_escape_property('evalkit ' + f.rule)}::{_escape(f.message)}")
+    from evalkit.report.github import annotation
+
+    lines = [annotation({"note": "notice"}.get(f.severity, f.severity), f.message, title=f"evalkit {f.rule}",
+                        file=f.path, line=f.line, col=f.column) for f in report.findings]
     return "\n".join(lines) + ("\n" if lines else "")
 
 
