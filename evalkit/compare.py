@@ -57,20 +57,20 @@ class GateConfig:
     def from_mapping(cls, data: Mapping[str, Any] | None, **overrides: Any) -> GateConfig:
         """From a suite's ``gate:`` mapping (already schema-checked), then non-None overrides."""
         data = dict(data or {})
+        margins = {"pass_rate": 0.02, **data.get("margins", {})}
+        margin = overrides.pop("margin", None)
+        if margin is not None:
+            margins["pass_rate"] = float(margin)
         config = cls(
             alpha=float(data.get("alpha", 0.05)),
-            margins={"pass_rate": 0.02, **data.get("margins", {})},
+            margins=margins,
             latency_margin=float(data.get("latency_margin", 0.10)),
             block_on=tuple(data.get("block_on", ("pass_rate",))),
             inconclusive_blocks=data.get("inconclusive", "block") == "block",
             slices_block=data.get("slices", "report") == "block",
             seed=int(data.get("seed", 0)),
         )
-        margins = dict(config.margins)
-        if overrides.get("margin") is not None:
-            margins["pass_rate"] = float(overrides.pop("margin"))
-        overrides.pop("margin", None)
-        return replace(config, margins=margins, **{k: v for k, v in overrides.items() if v is not None})
+        return replace(config, **{k: v for k, v in overrides.items() if v is not None})
 
 
 @dataclass(frozen=True)

@@ -306,7 +306,7 @@ def check_token_budget(doc: Document, config: LintConfig, users: Sequence[SuiteI
         for name, size in (entry.get("max_vars") or {}).items():
             longest[name] = "x" * int(size)
         rendered = text
-        if template_variables(text) != ({}, None):
+        if "{{" in text or "{%" in text:  # a template that does not parse falls back to its raw text below
             try:
                 rendered = _jinja().from_string(text).render(**longest)
             except Exception:  # a template that cannot render is template-syntax's finding, not this rule's
