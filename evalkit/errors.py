@@ -31,6 +31,7 @@ class ExitCode(IntEnum):
     RUN_FAILED = 5
     INTERNAL_ERROR = 70
     INTERRUPTED = 130
+    TERMINATED = 143
 
 
 class EvalkitError(Exception):

@@ -42,6 +42,8 @@ class CaseResult:
     tags: tuple[str, ...] = ()
     prompt_sha256: str = ""
     """Hash of the rendered messages sent for this case."""
+    route: str | None = None
+    """The case's route (see :attr:`evalkit.suite.Case.route`)."""
 
     @property
     def key(self) -> tuple[str, int]:
@@ -54,7 +56,7 @@ class CaseResult:
     def to_dict(self) -> dict[str, Any]:
         return {
             "case_id": self.case_id, "repeat": self.repeat, "passed": self.passed, "output": self.output,
-            "tags": list(self.tags), "prompt_sha256": self.prompt_sha256,
+            "tags": list(self.tags), "route": self.route, "prompt_sha256": self.prompt_sha256,
             "scores": [s.to_dict() for s in self.scores], "call": self.call.to_dict(),
         }
 
@@ -64,6 +66,7 @@ class CaseResult:
             case_id=data["case_id"], repeat=data["repeat"], passed=data["passed"], output=data["output"],
             scores=tuple(Score.from_dict(s) for s in data["scores"]), call=CallRecord.from_dict(data["call"]),
             tags=tuple(data.get("tags", ())), prompt_sha256=data.get("prompt_sha256", ""),
+            route=data.get("route"),
         )
 
 

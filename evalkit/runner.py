@@ -204,17 +204,19 @@ async def _execute(suite: Suite, run: Run, work: Sequence[tuple[Planned, int]], 
                     estimate = sum(estimate_tokens(m["content"]) for m in planned.messages)
                     await limiter.acquire(estimate + int(target.params.get("max_tokens", 0) or 0))
                     in_flight.enter()
+                    concurrent = in_flight.current
                     try:
                         record = await call(provider, request, policy, rng)
                     finally:
                         in_flight.exit()
+                    record = replace(record, in_flight_at_start=concurrent)
                     if cache is not None and key is not None:
                         cache.put(key, record)
                 scores = tuple(run_check(c, record.output, case) for c in case.expect) if record.ok else ()
                 result = CaseResult(
                     case_id=case.id, repeat=repeat, passed=record.ok and all(s.passed for s in scores),
                     output=record.output, scores=scores, call=record, tags=case.tags,
-                    prompt_sha256=planned.prompt_sha256,
+                    prompt_sha256=planned.prompt_sha256, route=case.route,
                 )
                 journal.append(result)
                 finished.append(result)

@@ -37,7 +37,9 @@ class Case:
     vars: Mapping[str, Any] = field(hash=False)
     """Template variables, after suite defaults are merged in."""
     tags: tuple[str, ...] = ()
-    """Free labels such as a route or cohort."""
+    """Free labels such as a cohort or a topic."""
+    route: str | None = None
+    """The production route (router branch, persona, arm) this case exercises; ``defaults.route`` applies."""
     expect: tuple[Check, ...] = ()
     """Checks applied to the output; suite-level default checks come first."""
     description: str = ""
@@ -191,6 +193,9 @@ def load_case_records(path: Path, display: str, where: str) -> tuple[list[Any], 
                     record["tags"] = [t.strip() for t in (value or "").split(",") if t.strip()]
                 elif key == "description":
                     record["description"] = value or ""
+                elif key == "route":
+                    if value:
+                        record["route"] = value
                 elif key.startswith("expect."):
                     if value:
                         record.setdefault("expect", []).append({key.removeprefix("expect."): value})
@@ -241,6 +246,7 @@ def load_suite(path: str | os.PathLike[str]) -> Suite:
     defaults = raw.get("defaults", {})
     default_vars = dict(defaults.get("vars", {}))
     default_tags = list(defaults.get("tags", []))
+    default_route = defaults.get("route")
     default_checks = _parse_checks(defaults.get("expect", []), display, locate, ("defaults", "expect"))
 
     raw_cases = raw["cases"]
@@ -282,6 +288,7 @@ def load_suite(path: str | os.PathLike[str]) -> Suite:
             id=case_id,
             vars=merged,
             tags=tuple(dict.fromkeys([*default_tags, *item.get("tags", [])])),
+            route=item.get("route", default_route),
             expect=checks,
             description=item.get("description", ""),
             source=case_at,

@@ -37,7 +37,7 @@ def test_config_error_is_one_line_without_traceback(write, capsys: pytest.Captur
     assert main(["run", "bad.yaml"]) == ExitCode.USAGE_ERROR
     err = capsys.readouterr().err
     assert err == ("evalkit: error: bad.yaml:3: cases[0].tagz: unknown key 'tagz'; expected one of: "
-                   "description, expect, id, tags, vars\n")
+                   "description, expect, id, route, tags, vars\n")
 
 
 def test_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
@@ -115,3 +115,29 @@ def test_quickstart_runs_the_example_suite_on_the_embedded_model(tmp_path: Path)
     assert manifest["conditions"]["provider"] == "local"
     assert manifest["conditions"]["models_returned"] == [MODEL_NAME]
     assert len((run_dir / "journal.jsonl").read_text().splitlines()) == 1 + len(manifest["suite"]["case_ids"])
+
+
+def test_a_bug_exits_70_with_its_traceback_never_the_regression_code(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import evalkit.results
+
+    def broken(location: object) -> None:
+        raise ZeroDivisionError("planted bug")
+
+    monkeypatch.setattr(evalkit.results, "load_run", broken)
+    assert main(["show", "anything"]) == ExitCode.INTERNAL_ERROR == 70
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and "ZeroDivisionError: planted bug" in err
+    assert err.rstrip().endswith("(exit 70)")
+
+
+@pytest.mark.parametrize(("argv", "line"), [
+    (["run", "x.yaml", "--concurrency", "0"],
+     "evalkit run: error: Invalid value for '--concurrency': 0 is not in the range 1<=x<=10000. "
+     "(see: evalkit run --help)"),
+    (["nosuch"], "evalkit: error: No such command 'nosuch'. (see: evalkit --help)"),
+    (["compare", "r"], "evalkit compare: error: Missing option '--baseline'. (see: evalkit compare --help)"),
+])
+def test_click_usage_errors_are_one_line(argv: list[str], line: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == ExitCode.USAGE_ERROR
+    assert capsys.readouterr().err == line + "\n"

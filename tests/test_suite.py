@@ -79,7 +79,7 @@ def test_wrong_type_names_file_line_field_expected_and_got(write) -> None:
 def test_unknown_key(write) -> None:
     path = write("bad.yaml", GOOD.replace("    tags: [math]", "    tagz: [math]"))
     assert _error(path) == (
-        "bad.yaml:14: cases[0].tagz: unknown key 'tagz'; expected one of: description, expect, id, tags, vars"
+        "bad.yaml:14: cases[0].tagz: unknown key 'tagz'; expected one of: description, expect, id, route, tags, vars"
     )
 
 
@@ -201,3 +201,22 @@ def test_example_suite_has_30_route_tagged_cases() -> None:
     assert suite.target.system is not None
     for section in ("## Role", "## Policy", "## Safety", "## Output format"):
         assert section in suite.target.system.source
+
+
+def test_routes_from_defaults_cases_and_csv(write) -> None:
+    write("cases.csv", "id,route,q\na,cheap,one\nb,,two\n")
+    path = write("s.yaml", """
+        name: s
+        target: {provider: local, user: "{{ q }}"}
+        defaults: {route: general}
+        cases: cases.csv
+    """)
+    assert [(c.id, c.route) for c in load_suite(path).cases] == [("a", "cheap"), ("b", "general")]
+    inline = write("t.yaml", """
+        name: t
+        target: {provider: local, user: "{{ q }}"}
+        cases:
+          - {id: a, route: expensive, vars: {q: one}}
+          - {id: b, vars: {q: two}}
+    """)
+    assert [(c.id, c.route) for c in load_suite(inline).cases] == [("a", "expensive"), ("b", None)]

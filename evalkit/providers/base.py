@@ -220,6 +220,8 @@ class CallRecord:
     """Set when the call failed after all retries."""
     error: str | None = None
     cached: bool = False
+    in_flight_at_start: int | None = None
+    """Calls of this run in flight when this one started, itself included (our own concurrency)."""
 
     @property
     def ok(self) -> bool:
