@@ -103,6 +103,8 @@ class Conditions:
     rendered_prompts_sha256: str
     """Hash over every rendered prompt of the run, in case order."""
     rate_limit: Mapping[str, float | None] = field(default_factory=dict, hash=False)
+    host_cpus: int | None = None
+    """CPUs of the machine that ran the calls (``os.cpu_count()``): latency moves with it."""
 
     ended_at_utc: str | None = None
     ended_at_local: str | None = None
@@ -164,6 +166,7 @@ def at_start(*, concurrency: int, provider: str, endpoint: str | None, model: st
         evalkit_version=_evalkit_version(), python_version=sys.version.split()[0], versions=_versions(),
         git_commit=commit, git_dirty=dirty, suite_sha256=suite_sha256, template_sha256=dict(template_sha256),
         rendered_prompts_sha256=rendered_prompts_sha256, rate_limit=dict(rate_limit or {}),
+        host_cpus=os.cpu_count(),
     )
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
 import random
 import secrets
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -18,7 +19,15 @@ from typing import Any, Protocol
 from evalkit import conditions as conditions_module
 from evalkit.cache import ResponseCache, cache_key
 from evalkit.errors import ConfigError, ResultsError, RunInterrupted
-from evalkit.providers import Provider, Request, RetryPolicy, call, estimate_tokens, open_provider
+from evalkit.providers import (
+    CallableProvider,
+    Provider,
+    Request,
+    RetryPolicy,
+    call,
+    estimate_tokens,
+    open_provider,
+)
 from evalkit.results import (
     JOURNAL,
     CaseResult,
@@ -174,7 +183,7 @@ async def _execute(suite: Suite, run: Run, work: Sequence[tuple[Planned, int]], 
     for item in work:
         queue.put_nowait(item)
 
-    async with open_provider(target, suite.path) as provider:
+    async with _open_target(target, suite.path) as provider:
         if run.conditions is None:
             run = replace(run, conditions=_start_conditions(suite, provider, model, concurrency, limiter, rendered))
             directory.mkdir(parents=True)
@@ -240,6 +249,22 @@ async def _execute(suite: Suite, run: Run, work: Sequence[tuple[Planned, int]], 
             )
             write_manifest(done)
     return done
+
+
+@contextlib.asynccontextmanager
+async def _open_target(target: Target, where: str) -> AsyncIterator[Provider]:
+    """The callable target runs in-process; any other target calls its provider."""
+    if target.callable:
+        from evalkit.scorers import load_callable
+
+        try:
+            fn = load_callable(target.callable)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: target.callable: {exc}") from None
+        yield CallableProvider(target.callable, fn)
+        return
+    async with open_provider(target.provider_spec, where) as provider:
+        yield provider
 
 
 def _start_conditions(suite: Suite, provider: Provider, model: str, concurrency: int,

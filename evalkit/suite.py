@@ -13,6 +13,7 @@ from typing import Any
 
 from evalkit import schema, scorers
 from evalkit.errors import ConfigError, TemplateError
+from evalkit.providers.base import ProviderSpec
 from evalkit.template import Template, parse_template
 
 DEFAULT_CONCURRENCY = 4
@@ -73,6 +74,13 @@ class Target:
     user: Template | None = None
     callable: str | None = None
     """``package.module:function`` taking the case vars and returning the output text."""
+
+    @property
+    def provider_spec(self) -> ProviderSpec:
+        """The provider part of this target (what :func:`evalkit.providers.open_provider` opens)."""
+        return ProviderSpec(provider=self.provider or "local", model=self.model, base_url=self.base_url,
+                            api_key_env=self.api_key_env, params=self.params, timeout=self.timeout,
+                            max_attempts=self.max_attempts)
 
     @property
     def templates(self) -> tuple[Template, ...]:

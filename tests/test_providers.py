@@ -142,7 +142,7 @@ def test_anthropic_sdk_over_http_against_the_local_model(model_server: LocalServ
 
 def _open(target: Target) -> None:
     async def go() -> None:
-        async with open_provider(target, "suite.yaml"):
+        async with open_provider(target.provider_spec, "suite.yaml"):
             pass
 
     asyncio.run(go())
@@ -193,3 +193,34 @@ def test_local_server_package_missing_gives_the_install_hint(monkeypatch: pytest
         LocalServer(find_model()).start()
     assert str(info.value) == ("llama-cpp-python (the embedded model server) is not installed; install it with: "
                                "pip install 'evalkit[local]'")
+
+
+VERDICT_SCHEMA = {"name": "verdict", "schema": {
+    "type": "object", "additionalProperties": False, "required": ["reasoning", "verdict"],
+    "properties": {"reasoning": {"type": "string", "maxLength": 200}, "verdict": {"enum": ["pass", "fail"]}}}}
+
+
+def test_structured_output_on_the_embedded_server_follows_the_schema(model_server: LocalServer) -> None:
+    # llama-cpp-python's server compiles the schema into a grammar (its "json_object" + "schema" dialect).
+    provider = OpenAIProvider(api_key="unused", base_url=model_server.base_url, schema_dialect="llama.cpp")
+
+    async def go() -> CallRecord:
+        try:
+            request = Request(MESSAGES, MODEL_NAME, {"max_tokens": 120, "temperature": 0},
+                              response_format=VERDICT_SCHEMA)
+            return await call(provider, request, RetryPolicy(max_attempts=1), random.Random(0))
+        finally:
+            await provider.aclose()
+
+    record = asyncio.run(go())
+    assert record.ok, record.error
+    answer = json.loads(record.output)
+    assert set(answer) == {"reasoning", "verdict"} and answer["verdict"] in ("pass", "fail")
+
+
+def test_structured_output_dialects() -> None:
+    openai_style = OpenAIProvider(api_key="k", base_url="http://127.0.0.1:9/v1")
+    assert openai_style.response_format(VERDICT_SCHEMA) == {
+        "type": "json_schema", "json_schema": {"name": "verdict", "schema": VERDICT_SCHEMA["schema"], "strict": True}}
+    llama = OpenAIProvider(api_key="k", base_url="http://127.0.0.1:9/v1", schema_dialect="llama.cpp")
+    assert llama.response_format(VERDICT_SCHEMA) == {"type": "json_object", "schema": VERDICT_SCHEMA["schema"]}

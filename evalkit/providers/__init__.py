@@ -1,8 +1,9 @@
 """Providers behind one Protocol, and the registry that opens them by name.
 
-Built-ins: ``openai``, ``anthropic``, ``local`` (the embedded model) and ``callable`` (a user's Python
-function). A user provider is named by dotted path (``provider: mypkg.llm:MyProvider``): a class or
-factory taking ``target`` and returning an object that satisfies :class:`Provider`.
+Built-ins: ``openai``, ``anthropic`` and ``local`` (the embedded model), registered in :data:`PROVIDERS`
+with :func:`register_provider` as a plugin's would be. A user provider is named by dotted path
+(``provider: mypkg.llm:MyProvider``): a class or factory taking a :class:`ProviderSpec` and returning an
+object that satisfies :class:`Provider`. :class:`CallableProvider` runs a user's function as a target.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import ipaddress
 import os
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 from evalkit.errors import ConfigError, PrerequisiteError
@@ -23,18 +24,16 @@ from evalkit.providers.base import (
     CallRecord,
     Completion,
     Provider,
+    ProviderSpec,
     Request,
     RetryPolicy,
     call,
     estimate_tokens,
 )
 
-if TYPE_CHECKING:
-    from evalkit.suite import Target
-
 __all__ = [
-    "CallFailure", "CallRecord", "CallableProvider", "Completion", "Provider", "Request", "RetryPolicy",
-    "call", "estimate_tokens", "open_provider",
+    "PROVIDERS", "CallFailure", "CallRecord", "CallableProvider", "Completion", "Provider", "ProviderSpec",
+    "Request", "RetryPolicy", "call", "estimate_tokens", "open_provider", "register_provider",
 ]
 
 DEFAULT_KEY_ENV = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
@@ -52,13 +51,13 @@ def _is_loopback(base_url: str | None) -> bool:
         return False
 
 
-def api_key(target: Target, provider: str, where: str) -> str:
+def api_key(spec: ProviderSpec, provider: str, where: str) -> str:
     """The API key from the environment; a missing key names the variable, never a value."""
-    env = target.api_key_env or DEFAULT_KEY_ENV[provider]
+    env = spec.api_key_env or DEFAULT_KEY_ENV[provider]
     key = os.environ.get(env)
     if key:
         return key
-    if target.api_key_env is None and _is_loopback(target.base_url):
+    if spec.api_key_env is None and _is_loopback(spec.base_url):
         return "not-needed-on-loopback"
     raise PrerequisiteError(
         f"{where}: target.provider: {provider} needs an API key; expected it in the environment "
@@ -98,52 +97,81 @@ class CallableProvider:
         return None
 
 
+ProviderFactory = Callable[[ProviderSpec, str], contextlib.AbstractAsyncContextManager[Provider]]
+"""Opens a provider for a spec (``where`` names the file for messages) and closes it afterwards."""
+PROVIDERS: dict[str, ProviderFactory] = {}
+"""Provider name → factory. The built-ins are registered here the same way a plugin registers its own."""
+
+
+def register_provider(name: str) -> Callable[[ProviderFactory], ProviderFactory]:
+    """Registers a provider factory under ``name`` (usable in YAML as ``provider: <name>``)."""
+
+    def decorate(factory: ProviderFactory) -> ProviderFactory:
+        PROVIDERS[name] = factory
+        return factory
+
+    return decorate
+
+
 @contextlib.asynccontextmanager
-async def open_provider(target: Target, where: str) -> AsyncIterator[Provider]:
-    """Opens the target's provider for one run (starting the local server if needed) and closes it."""
-    from evalkit.scorers import load_callable
-
-    if target.callable:
-        try:
-            fn = load_callable(target.callable)
-        except ValueError as exc:
-            raise ConfigError(f"{where}: target.callable: {exc}") from None
-        yield CallableProvider(target.callable, fn)
-        return
-
-    name = target.provider or "local"
-    provider: Provider
-    server = None
-    if name == "local":
-        from evalkit.providers.local import find_model, serve
-        from evalkit.providers.openai import OpenAIProvider
-
-        find_model()  # fail fast with the install hint, before anything starts
-        server_cm = serve()
-        server = await asyncio.to_thread(server_cm.__enter__)
-        provider = OpenAIProvider(api_key="local", base_url=server.base_url, name="local", timeout=target.timeout)
-    elif name == "openai":
-        from evalkit.providers.openai import OpenAIProvider
-
-        provider = OpenAIProvider(api_key=api_key(target, "openai", where), base_url=target.base_url,
-                                  timeout=target.timeout)
-    elif name == "anthropic":
-        from evalkit.providers.anthropic import AnthropicProvider
-
-        provider = AnthropicProvider(api_key=api_key(target, "anthropic", where), base_url=target.base_url,
-                                     timeout=target.timeout)
-    elif ":" in name:
-        try:
-            factory = load_callable(name)
-        except ValueError as exc:
-            raise ConfigError(f"{where}: target.provider: {exc}") from None
-        provider = factory(target)
-    else:
-        raise ConfigError(f"{where}: target.provider: expected openai, anthropic, local or a dotted path "
-                          f"(pkg.module:Factory), got {name!r}")
+async def _closing(provider: Provider) -> AsyncIterator[Provider]:
     try:
         yield provider
     finally:
         await provider.aclose()
-        if server is not None:
-            server_cm.__exit__(None, None, None)
+
+
+@register_provider("openai")
+def _openai(spec: ProviderSpec, where: str) -> contextlib.AbstractAsyncContextManager[Provider]:
+    from evalkit.providers.openai import OpenAIProvider
+
+    return _closing(OpenAIProvider(api_key=api_key(spec, "openai", where), base_url=spec.base_url,
+                                   timeout=spec.timeout))
+
+
+@register_provider("anthropic")
+def _anthropic(spec: ProviderSpec, where: str) -> contextlib.AbstractAsyncContextManager[Provider]:
+    from evalkit.providers.anthropic import AnthropicProvider
+
+    return _closing(AnthropicProvider(api_key=api_key(spec, "anthropic", where), base_url=spec.base_url,
+                                      timeout=spec.timeout))
+
+
+@register_provider("local")
+@contextlib.asynccontextmanager
+async def _local(spec: ProviderSpec, where: str) -> AsyncIterator[Provider]:
+    from evalkit.providers.local import find_model, serve
+    from evalkit.providers.openai import OpenAIProvider
+
+    find_model()  # fail fast with the install hint, before anything starts
+    server_cm = serve()
+    server = await asyncio.to_thread(server_cm.__enter__)
+    try:
+        provider = OpenAIProvider(api_key="local", base_url=server.base_url, name="local", timeout=spec.timeout,
+                                  schema_dialect="llama.cpp")
+        async with _closing(provider):
+            yield provider
+    finally:
+        server_cm.__exit__(None, None, None)
+
+
+@contextlib.asynccontextmanager
+async def open_provider(spec: ProviderSpec, where: str) -> AsyncIterator[Provider]:
+    """Opens the spec's provider for one run (starting the local server if needed) and closes it."""
+    from evalkit.scorers import load_callable
+
+    name = spec.provider
+    factory = PROVIDERS.get(name)
+    if factory is not None:
+        async with factory(spec, where) as provider:
+            yield provider
+        return
+    if ":" not in name:
+        raise ConfigError(f"{where}: target.provider: expected one of {', '.join(sorted(PROVIDERS))} or a dotted "
+                          f"path (pkg.module:Factory), got {name!r}")
+    try:
+        user_factory = load_callable(name)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: target.provider: {exc}") from None
+    async with _closing(user_factory(spec)) as provider:
+        yield provider

@@ -53,6 +53,12 @@ class AnthropicProvider:
             params["system"] = system
         if extra:
             params["extra_body"] = extra
+        if request.response_format is not None:
+            # Anthropic has no response_format: a forced call of one tool whose input schema is the format.
+            name = str(request.response_format.get("name", "answer"))
+            params["tools"] = [{"name": name, "description": "Give the answer in this form.",
+                                "input_schema": dict(request.response_format["schema"])}]
+            params["tool_choice"] = {"type": "tool", "name": name}
         t0 = time.perf_counter()
         ttft: float | None = None
         pieces: list[str] = []
@@ -72,10 +78,15 @@ class AnthropicProvider:
                         info["prompt_tokens"] = event.message.usage.input_tokens
                     elif event.type == "content_block_start" and event.content_block.type == "tool_use":
                         ttft = ttft if ttft is not None else time.perf_counter() - t0
-                        tools.append(event.content_block.name)
+                        if request.response_format is None:  # the forced format tool is not a tool call
+                            tools.append(event.content_block.name)
                     elif event.type == "content_block_delta" and event.delta.type == "text_delta":
                         ttft = ttft if ttft is not None else time.perf_counter() - t0
                         pieces.append(event.delta.text)
+                    elif event.type == "content_block_delta" and event.delta.type == "input_json_delta":
+                        # A structured answer arrives as the forced tool's input JSON: it is the output.
+                        if request.response_format is not None:
+                            pieces.append(event.delta.partial_json)
                     elif event.type == "message_delta":
                         info["finish"] = event.delta.stop_reason
                         info["completion_tokens"] = event.usage.output_tokens

@@ -138,15 +138,45 @@ def status_class(status: int) -> str:
 
 
 @dataclass(frozen=True)
-class Request:
-    """What a provider is asked to do for one case."""
+class ProviderSpec:
+    """Which model endpoint to call and how: what a suite target or a judge spec says about its provider."""
 
-    messages: tuple[Mapping[str, str], ...]
+    provider: str = "local"
+    """A registered provider name (``openai``, ``anthropic``, ``local`` …) or a dotted path to a factory."""
+    model: str | None = None
+    """The model id to request; None means the provider's default (only ``local`` has one)."""
+    base_url: str | None = None
+    api_key_env: str | None = None
+    """The environment variable holding the key (never the key itself)."""
+    params: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    """Sampling parameters sent with every call (temperature, max_tokens, seed …)."""
+    timeout: float = 60.0
+    """Seconds allowed for one attempt (connect to last token)."""
+    max_attempts: int = 3
+    """Attempts per call, the first included; retries back off and honour ``retry-after``."""
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """How this provider's failed attempts are retried."""
+        return RetryPolicy(max_attempts=self.max_attempts, timeout_s=self.timeout)
+
+
+@dataclass(frozen=True)
+class Request:
+    """What a provider is asked to do for one call."""
+
+    messages: tuple[Mapping[str, Any], ...]
     """Chat messages (role, content), system first."""
     model: str
     params: Mapping[str, Any] = field(default_factory=dict, hash=False)
     vars: Mapping[str, Any] = field(default_factory=dict, hash=False)
     """The case's vars (what a callable target receives)."""
+    response_format: Mapping[str, Any] | None = field(default=None, hash=False)
+    """A JSON Schema the answer must follow (structured output): ``{"name": ..., "schema": {...}}``.
+
+    OpenAI-compatible endpoints (the embedded llama.cpp server included) get it as ``response_format``
+    of type ``json_schema``; Anthropic gets a forced tool call whose input schema it is.
+    """
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ class OpenAIProvider:
     name = "openai"
 
     def __init__(self, *, api_key: str, base_url: str | None = None, name: str = "openai",
-                 stream_usage: bool = True, timeout: float = 600.0) -> None:
+                 stream_usage: bool = True, timeout: float = 600.0, schema_dialect: str = "openai") -> None:
         try:
             import openai
         except ImportError:  # pragma: no cover - openai is a core dependency
@@ -40,6 +40,8 @@ class OpenAIProvider:
         self.endpoint = endpoint_host(base_url, "https://api.openai.com/v1")
         self.sdk_version = _sdk_version()
         self._stream_usage = stream_usage
+        self._schema_dialect = schema_dialect
+        """``openai`` (``{"type": "json_schema", ...}``) or ``llama.cpp`` (``{"type": "json_object", "schema"}``)."""
         # evalkit counts and spaces retries itself, so the SDK must not retry behind its back.
         # The SDK's own timeout is a backstop; each attempt is bounded by asyncio.timeout in complete().
         self._client = openai.AsyncOpenAI(api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout)
@@ -48,6 +50,8 @@ class OpenAIProvider:
         import openai
 
         extra: dict[str, Any] = {"stream_options": {"include_usage": True}} if self._stream_usage else {}
+        if request.response_format is not None:
+            extra["response_format"] = self.response_format(request.response_format)
         t0 = time.perf_counter()
         ttft: float | None = None
         pieces: list[str] = []
@@ -95,6 +99,14 @@ class OpenAIProvider:
             completion_tokens=getattr(usage, "completion_tokens", None),
             stop_reason_raw=info["finish"], tool_calls=tuple(tools),
         )
+
+    def response_format(self, spec: Any) -> dict[str, Any]:
+        """The ``response_format`` body field for a JSON Schema, in this endpoint's dialect."""
+        if self._schema_dialect == "llama.cpp":
+            # llama-cpp-python's server compiles the schema into a grammar; it knows no "json_schema" type.
+            return {"type": "json_object", "schema": dict(spec["schema"])}
+        return {"type": "json_schema",
+                "json_schema": {"name": spec.get("name", "answer"), "schema": dict(spec["schema"]), "strict": True}}
 
     async def aclose(self) -> None:
         await self._client.close()

@@ -1,0 +1,1 @@
+"""Records and primitives every part of evalkit shares (seeded draws, …)."""
