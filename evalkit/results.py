@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
-from evalkit.artifact import write_atomic
+from evalkit.artifact import read_versioned, record_problem, write_atomic
 from evalkit.conditions import Conditions, Session
 from evalkit.core.score import Score
 from evalkit.core.trajectory import Trajectory
@@ -228,17 +228,6 @@ def _repair_tail(path: Path, handle: IO[str]) -> None:
             handle.flush()
 
 
-def record_problem(data: Any, schema_name: str) -> str | None:
-    """``field: expected …, got …`` when a persisted record breaks its schema, else None."""
-    from evalkit import schema
-
-    found = schema.problem(data, schema_name)
-    if found is None:
-        return None
-    path, text = found
-    return f"{schema.format_path(path)}: {text}"
-
-
 @dataclass(frozen=True)
 class JournalRead:
     """The results a journal holds, and the lines that could not be read."""
@@ -312,31 +301,12 @@ def write_manifest(run: Run) -> None:
     write_atomic(run.directory / MANIFEST, json.dumps(run.manifest(), indent=2, ensure_ascii=False) + "\n")
 
 
-def _read_manifest(directory: Path) -> dict[str, Any]:
-    path = directory / MANIFEST
-    try:
-        data = json.loads(path.read_text("utf-8"))
-    except FileNotFoundError:
-        raise ResultsError(f"{directory}: not a run directory (expected {MANIFEST} in it)") from None
-    except json.JSONDecodeError as exc:
-        raise ResultsError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ResultsError(f"{path}: cannot read ({exc})") from None
-    got = data.get("format") if isinstance(data, dict) else type(data).__name__
-    if got not in RUN_FORMATS:
-        raise ResultsError(f"{path}: format: expected {RUN_FORMAT!r}, got {got!r} "
-                           "(written by another evalkit version?)")
-    problem = record_problem(data, "run")
-    if problem is not None:
-        raise ResultsError(f"{path}: {problem}")
-    return dict(data)
-
-
 def load_run(location: str | os.PathLike[str]) -> Run:
     """Loads a run directory (or its manifest.json) with every result journalled so far."""
     path = Path(location)
     directory = path.parent if path.name == MANIFEST else path
-    data = _read_manifest(directory)
+    data = read_versioned(directory / MANIFEST, RUN_FORMATS, ResultsError,
+                          f"not a run directory (expected {MANIFEST} in it)", where=str(directory), schema="run")
     journal = scan_journal(directory / JOURNAL) if (directory / JOURNAL).exists() else JournalRead((), ())
     try:
         run = Run(
