@@ -116,7 +116,7 @@ def agent_result(case_id: str, passed: bool, rng: np.random.Generator, *, fault:
 
 
 def make_run(n: int = 30, *, seed: int = 0, run_id: str = "head", fail_rate: float = 0.2, agents: int = 0,
-             repeats: int = 1, hostile: bool = False, hour: int = 10) -> Run:
+             repeats: int = 1, hostile: bool = False, hour: int = 10, words: tuple[int, int] = (8, 40)) -> Run:
     """A complete run of n prompt cases (and some agent cases), with retried and failed calls."""
     rng = np.random.default_rng(seed)
     results = []
@@ -124,7 +124,7 @@ def make_run(n: int = 30, *, seed: int = 0, run_id: str = "head", fail_rate: flo
         case_id = f"case-{i:03d}"
         route = ROUTES[i % len(ROUTES)]
         for repeat in range(repeats):
-            output = text(rng, int(rng.integers(8, 40)))
+            output = text(rng, int(rng.integers(*words)))
             if hostile and i == 1:
                 output = f"Sure! {HOSTILE}"
             fail = "timeout" if i % 17 == 5 else None
@@ -317,7 +317,7 @@ def test_the_case_payload_describes_trajectories() -> None:
     assert (failed["ok"], failed["side"], failed["cls"], steps[5]["n"]) == (False, True, "server", 2)
     assert steps[3]["tools"][0][1] == "refund_order" and json.loads(steps[3]["tools"][0][2])["order_id"] == "A-1001"
     assert agent["reps"][0]["dur"] == 1.8
-    assert ["state", False, None, "expected 1 refund row for A-1001, got 2"] in cases["agent-01"]["reps"][0]["checks"]
+    assert ["state", 0, None, "expected 1 refund row for A-1001, got 2"] in cases["agent-01"]["reps"][0]["checks"]
     retried = cases["case-003"]["reps"][0]["steps"][0]
     assert [a[1] for a in retried["attempts"]] == ["server", None] and retried["attempts"][0][5] == 0.8
     assert "model" not in retried  # the run's one returned model is not repeated per call

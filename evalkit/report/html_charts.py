@@ -154,6 +154,20 @@ def interval_chart(rows: Sequence[Interval], *, title: str, description: str, ax
         if reference_label:
             axes.annotate(reference_label, (reference, 1.0), xycoords=("data", "axes fraction"), fontsize=8,
                           ha="center", va="bottom", color=INK)
+    margins = any(r.margin is not None for r in rows)
+    if margins or reference is not None:  # a key below the axis, so the chart reads without its caption
+        from matplotlib.lines import Line2D
+        from matplotlib.patches import Patch
+
+        handles = [Line2D([], [], color=INK, linewidth=1.4, marker="|", markersize=8, label="interval")]
+        if reference is not None and reference_label:
+            handles.append(Line2D([], [], color=MUTED, linewidth=1, linestyle=":", label=reference_label))
+        if margins:
+            handles += [Line2D([], [], color=INK, linestyle="--", linewidth=1, label="margin"),
+                        Patch(facecolor="none", edgecolor=MUTED, hatch="///", label="worse than the margin allows")]
+        # Anchored at the axes' bottom edge and pushed below the tick labels and the axis label (in font sizes).
+        axes.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), borderaxespad=4.6,
+                    ncol=len(handles), fontsize=8)
     axes.set_yticks(ys, [r.label for r in rows])
     axes.set_ylim(-0.6, len(rows) - 0.4)
     axes.set_xlim(left, right)

@@ -91,7 +91,7 @@ def metric_chart(kind: str, metrics: Sequence[Metric], alpha: float) -> Chart:
 
 
 def _signed(value: float | None) -> str:
-    return "–" if value is None or not math.isfinite(value) else f"{value:+.2f}"
+    return "–" if value is None or not math.isfinite(value) else f"{value + 0.0:+.2f}"  # + 0.0: no "-0.00"
 
 
 def metrics_section(data: ReportData) -> Section | None:
