@@ -159,7 +159,7 @@ def interval_chart(rows: Sequence[Interval], *, title: str, description: str, ax
         from matplotlib.lines import Line2D
         from matplotlib.patches import Patch
 
-        handles = [Line2D([], [], color=INK, linewidth=1.4, marker="|", markersize=8, label="interval")]
+        handles: list[Any] = [Line2D([], [], color=INK, linewidth=1.4, marker="|", markersize=8, label="interval")]
         if reference is not None and reference_label:
             handles.append(Line2D([], [], color=MUTED, linewidth=1, linestyle=":", label=reference_label))
         if margins:
