@@ -49,8 +49,10 @@ def _shot(opened: Opened, name: str, selector: str | None = None) -> None:
     if selector is None:
         opened.page.evaluate("window.scrollTo(0, 0)")  # else the sticky header is drawn mid-page
         opened.page.screenshot(path=SHOTS / f"{name}.png", full_page=True)
-    else:
+    else:  # a section taller than the window is captured in pieces: keep the sticky header out of them
+        opened.page.evaluate("document.querySelector('header.top').style.position = 'static'")
         opened.page.locator(selector).screenshot(path=SHOTS / f"{name}.png")
+        opened.page.evaluate("document.querySelector('header.top').style.position = ''")
 
 
 def _charts_are_described(opened: Opened) -> int:
@@ -195,13 +197,12 @@ def test_untrusted_text_stays_inert(chromium: Chromium, tmp_path: Path, policy: 
 
 def test_a_real_run_on_the_embedded_model(chromium: Chromium, model_server: LocalServer, tmp_path: Path) -> None:
     """Two runs of a small suite on the real model, the second compared with the first, reported by the CLI."""
-    cases = "\n".join(f"  - id: q{i}\n    tags: [{'math' if i < 3 else 'words'}]\n    vars: {{question: {q!r}}}"
-                      for i, q in enumerate(["What is 2+2?", "What is 3+3?", "What is 10-4?", "Name a colour.",
-                                             "Name a fruit.", "Say hello."]))
+    cases = "\n".join(f"  - id: q{i}\n    tags: [{'math' if i < 2 else 'words'}]\n    vars: {{question: {q!r}}}"
+                      for i, q in enumerate(["What is 2+2?", "What is 3+3?", "Name a colour.", "Say hello."]))
     (tmp_path / "tiny.yaml").write_text(
         "name: tiny\n"
         f"target:\n  provider: openai\n  base_url: {model_server.base_url}\n  model: {MODEL_NAME}\n"
-        "  params: {max_tokens: 24, temperature: 0.7}\n"
+        "  params: {max_tokens: 16, temperature: 0.7}\n"
         "  user: 'Answer briefly: {{ question }}'\n"
         "concurrency: 2\ndefaults:\n  expect:\n    - length: {max: 200}\n    - not-icontains: sorry\n"
         f"cases:\n{cases}\n", "utf-8")
@@ -224,7 +225,7 @@ def test_a_real_run_on_the_embedded_model(chromium: Chromium, model_server: Loca
         "verdict", "metrics", "cases", "pass-rates", "latency", "errors", "conditions"]
     assert p.inner_text("#conditions").count(MODEL_NAME) >= 2
     p.select_option("#case-filter", "all")
-    assert p.locator("#case-list > li").count() == 6
+    assert p.locator("#case-list > li").count() == 4
     p.click("#case-list > li >> nth=0 >> summary")
     expect(p.locator("#case-list > li >> nth=0")).to_contain_text("Model turn 1 · ")
     _shot(opened, "real-run")
