@@ -1,0 +1,226 @@
+"""A judge at work: renders the rubric for an item, calls the provider, parses the verdict.
+
+Every judge call goes through the provider machinery the target uses (async, retries with seeded
+jitter, rate limits, the optional response cache) and yields a :class:`~evalkit.providers.CallRecord`.
+:meth:`Judge.identity` asks the endpoint who it is (model returned, system fingerprint and, on a
+llama.cpp server, a tokenizer fingerprint) with one tiny call and no anchor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import hashlib
+import json
+import urllib.error
+import urllib.request
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from evalkit.core.seeds import draws
+from evalkit.judges.spec import JudgeSpec, Label
+from evalkit.judges.verdict import SampleVerdict, Verdict, aggregate, parse_answer, swap, unscored_call
+from evalkit.providers import Provider, Request, call, open_provider
+
+if TYPE_CHECKING:
+    from evalkit.cache import ResponseCache
+
+PROBE_MESSAGES = ({"role": "user", "content": "Reply with the single word OK."},)
+"""The identity probe: one short call whose answer is not used, only who answered."""
+TOKENIZER_PROBE = ("Ünïcödé naïveté — 12,345.67 km² · 東京 · ```def f(x): return x**2``` "
+                   "<|im_start|> <start_of_turn> [INST] ¿Qué? 🙂")
+"""Text whose token ids differ between tokenizers (accents, CJK, code, numbers, other models' special tokens)."""
+
+
+@dataclass(frozen=True)
+class JudgeItem:
+    """What is judged: the case vars, the output(s) and an optional reference."""
+
+    id: str
+    vars: Mapping[str, Any] = field(hash=False)
+    output: str | None = None
+    output_a: str | None = None
+    output_b: str | None = None
+    reference: str | None = None
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who answered, as the endpoint reports it (from one probe call, no anchor)."""
+
+    provider: str
+    model_requested: str
+    endpoint: str | None
+    """Host and port (never a key); for the embedded model, ``local``: its port changes every run."""
+    model_returned: str | None
+    system_fingerprint: str | None
+    tokenizer_sha256: str | None
+    """SHA-256 of the token ids a llama.cpp server gives :data:`TOKENIZER_PROBE` (None where unavailable)."""
+    local_model_sha256: str | None
+    """SHA-256 of the GGUF file the embedded provider serves."""
+    endpoint_host: str | None = None
+    """The endpoint actually called this time (for the embedded model, with its port)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def render_messages(spec: JudgeSpec, item: JudgeItem, *, order: str = "ab",
+                    padding: str | None = None) -> tuple[dict[str, str], ...]:
+    """The messages for one item (pairwise ``ba`` swaps the two outputs; padding is appended to the output)."""
+    output = item.output
+    if padding and output is not None:
+        output = f"{output}\n\n{padding}"
+    first, second = (item.output_a, item.output_b) if order == "ab" else (item.output_b, item.output_a)
+    values: dict[str, Any] = {**item.vars, "vars": dict(item.vars), "labels": list(spec.verdict.labels)}
+    if spec.verdict.pairwise:
+        values.update(output_a=first, output_b=second)
+    else:
+        values["output"] = output
+    if item.reference is not None:
+        values["reference"] = item.reference
+    context = f"{spec.path}: item {item.id!r}"
+    messages = []
+    if spec.system is not None:
+        messages.append({"role": "system", "content": spec.system.render(values, context=context)})
+    messages.append({"role": "user", "content": spec.rubric.render(values, context=context)})
+    return tuple(messages)
+
+
+class Judge:
+    """A judge bound to an open provider. Use :func:`open_judge`."""
+
+    def __init__(self, spec: JudgeSpec, provider: Provider, *, seed: int = 0, cache: ResponseCache | None = None,
+                 limiter: Any = None) -> None:
+        self.spec = spec
+        self.provider = provider
+        self.seed = seed
+        self._cache = cache
+        self._limiter = limiter
+        self._gate = asyncio.Semaphore(spec.concurrency)
+        self._policy = spec.provider.retry_policy
+
+    def _params(self, sample: int) -> dict[str, Any]:
+        params = dict(self.spec.params)
+        if isinstance(params.get("seed"), int):
+            params["seed"] = params["seed"] + sample  # samples differ; passes repeat the same request
+        return params
+
+    async def _call(self, messages: tuple[dict[str, str], ...], params: Mapping[str, Any], repeat: str,
+                    retry_key: tuple[str | int | None, ...], response_format: Mapping[str, Any] | None) -> Any:
+        from evalkit.cache import cache_key
+        from evalkit.providers.base import estimate_tokens
+
+        request = Request(messages, self.spec.model, params, response_format=response_format)
+        key = None
+        if self._cache is not None:
+            # The repeat key keeps passes and samples independent: a cached pass 2 would fake a zero flip rate.
+            key = cache_key(provider=self.provider.name, endpoint=self.provider.endpoint, model=self.spec.model,
+                            params={**params, "response_format": response_format}, messages=messages,
+                            repeat=int(hashlib.sha256(repeat.encode()).hexdigest()[:8], 16))
+            cached = self._cache.get(key)
+            if cached is not None:
+                return cached
+        async with self._gate:
+            if self._limiter is not None:
+                estimate = sum(estimate_tokens(m["content"]) for m in messages)
+                await self._limiter.acquire(estimate + int(params.get("max_tokens", 0) or 0))
+            record = await call(self.provider, request, self._policy, draws(self.seed, *retry_key, "retry"))
+        if self._cache is not None and key is not None:
+            self._cache.put(key, record)
+        return record
+
+    async def _sample(self, item: JudgeItem, sample: int, order: str, pass_index: int,
+                      padding: str | None) -> SampleVerdict:
+        messages = render_messages(self.spec, item, order=order, padding=padding)
+        variant = "padded" if padding else ""
+        record = await self._call(messages, self._params(sample), f"{pass_index}/{sample}/{order}/{variant}",
+                                  (item.id, pass_index, sample, order, variant), self.spec.response_format)
+        if not record.ok:
+            return SampleVerdict(None, "", unscored_call(record), record, sample, order)
+        parsed = parse_answer(record.output, record.stop_reason, self.spec.verdict)
+        label: Label | None = swap(parsed.label) if order == "ba" else parsed.label
+        return SampleVerdict(label, parsed.reasoning, parsed.unscored, record, sample, order)
+
+    async def verdict(self, item: JudgeItem, *, pass_index: int = 0, padding: str | None = None) -> Verdict:
+        """The judge's verdict on one item: ``samples`` calls (pairwise: each in both orders), aggregated."""
+        orders = ("ab", "ba") if self.spec.verdict.pairwise else ("",)
+        jobs = [self._sample(item, sample, order, pass_index, padding)
+                for sample in range(self.spec.samples) for order in orders]
+        samples = await asyncio.gather(*jobs)
+        return aggregate(item.id, samples, self.spec.verdict, self.spec.aggregate)
+
+    async def identity(self) -> tuple[Identity, Any]:
+        """Who answers (one tiny call, no anchor): the returned model, fingerprint and tokenizer fingerprint."""
+        params = {"max_tokens": 1, "temperature": 0}
+        record = await self._call(PROBE_MESSAGES, params, "identity", ("identity",), None)
+        endpoint = self.provider.endpoint
+        local_sha = None
+        if self.spec.provider.provider == "local":
+            local_sha = await asyncio.to_thread(_local_model_sha256)
+        tokenizer = await asyncio.to_thread(tokenizer_fingerprint, self.spec, endpoint)
+        identity = Identity(
+            provider=self.spec.provider.provider, model_requested=self.spec.model,
+            endpoint="local" if self.spec.provider.provider == "local" else endpoint,
+            model_returned=record.model_returned, system_fingerprint=record.system_fingerprint,
+            tokenizer_sha256=tokenizer, local_model_sha256=local_sha, endpoint_host=endpoint,
+        )
+        return identity, record
+
+
+def _local_model_sha256() -> str:
+    from evalkit.providers.local import find_model
+
+    digest = hashlib.sha256()
+    with find_model().open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def tokenizer_fingerprint(spec: JudgeSpec, endpoint: str | None) -> str | None:
+    """SHA-256 of the token ids the server gives :data:`TOKENIZER_PROBE`, from llama.cpp's ``/extras/tokenize``.
+
+    Only asked of the embedded server and of ``base_url`` endpoints (never api.openai.com), without a key;
+    any other answer (404, an error, another shape) means the endpoint offers no such fingerprint: None.
+    """
+    if spec.provider.provider == "local":
+        if endpoint is None:
+            return None
+        origin = f"http://{endpoint}"
+    elif spec.provider.provider == "openai" and spec.provider.base_url:
+        parts = urlsplit(spec.provider.base_url)
+        path = parts.path.rstrip("/")
+        origin = f"{parts.scheme}://{parts.netloc}{path.removesuffix('/v1')}"
+    else:
+        return None
+    body = json.dumps({"input": TOKENIZER_PROBE, "model": spec.model}).encode()
+    request = urllib.request.Request(f"{origin}/extras/tokenize", data=body,
+                                     headers={"Content-Type": "application/json"}, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=min(spec.provider.timeout, 10.0)) as response:
+            answer = json.loads(response.read())
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+    tokens = answer.get("tokens") if isinstance(answer, dict) else None
+    if not isinstance(tokens, list) or not all(isinstance(t, int) for t in tokens):
+        return None
+    return hashlib.sha256(json.dumps(tokens).encode()).hexdigest()
+
+
+@contextlib.asynccontextmanager
+async def open_judge(spec: JudgeSpec, *, seed: int = 0, cache: bool = False) -> AsyncIterator[Judge]:
+    """Opens the judge's provider (starting the embedded model if it is ``local``) for a block of calls."""
+    from evalkit.runner import RateLimiter
+
+    limiter = RateLimiter(spec.requests_per_minute, spec.tokens_per_minute)
+    response_cache = None
+    if cache:
+        from evalkit.cache import ResponseCache
+
+        response_cache = ResponseCache()
+    async with open_provider(spec.provider, spec.path) as provider:
+        yield Judge(spec, provider, seed=seed, cache=response_cache, limiter=limiter)
