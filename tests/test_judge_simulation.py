@@ -48,10 +48,8 @@ def _scenario(seed: int, check_flip_rate: float | None) -> tuple[np.ndarray, np.
     human = (rng.random(ANCHORS) < 0.4).astype(int)
     latent = np.where(rng.random(ANCHORS) < 0.85, human, 1 - human)
     cal = np.where(rng.random((ANCHORS, 2)) < q, 1 - latent[:, None], latent[:, None])
-    if check_flip_rate is None:
-        r = q
-    else:
-        r = (check_flip_rate - q) / (1 - 2 * q)  # P(check ≠ pass 1) = q(1 − r) + r(1 − q)
+    # P(check differs from pass 1) = q(1 - r) + r(1 - q), solved for r.
+    r = q if check_flip_rate is None else (check_flip_rate - q) / (1 - 2 * q)
     check = np.where(rng.random(ANCHORS) < r, 1 - latent, latent)
     return human, cal, check
 

@@ -241,11 +241,9 @@ def _num(x: float) -> float | None:
 
 
 def _reason_kind(reason: str) -> str:
-    """Groups unscored reasons by their kind (the text before the first colon or parenthesis)."""
-    for sep in (":", " ("):
-        if sep in reason:
-            return reason.split(sep, 1)[0]
-    return reason
+    """Groups unscored reasons by their kind: the text before the first colon or parenthesis."""
+    cuts = [i for i in (reason.find(":"), reason.find(" (")) if i > 0]
+    return reason[: min(cuts)] if cuts else reason
 
 
 def human_ceiling(anchors: AnchorSet, spec: JudgeSpec, level: float, resamples: int, seed: int) -> dict[str, Any]:

@@ -204,8 +204,11 @@ def check(name: str, judges_dir: str | os.PathLike[str] = "judges", *, split: st
     chosen = [a for a in anchors.split(*([split] if split else [])) if a.id in rows_by_id
               and rows_by_id[a.id].get("sha256") == a.sha256]
     skipped = len(anchors.split(*([split] if split else []))) - len(chosen)
-    identity_only = bool(changes) and not full
-    scoring = score_anchors(spec, chosen, passes=1, what="check", progress=progress, identity_only=identity_only)
+
+    def stop(identity: Identity) -> bool:
+        return not full and bool(changes or probe_changes(identity, calibrated))
+
+    scoring = score_anchors(spec, chosen, passes=1, what="check", progress=progress, stop=stop)
     changes += [c for c in probe_changes(scoring.identity, calibrated) if c.field not in {x.field for x in changes}]
     if not full and changes:
         return _finish(spec, calibration, changes, scoring, None, skipped, save)

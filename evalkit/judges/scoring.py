@@ -11,7 +11,7 @@ import asyncio
 import json
 import secrets
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -101,11 +101,11 @@ def new_journal_path(spec: JudgeSpec, what: str) -> Path:
 
 
 async def _score(spec: JudgeSpec, anchors: Sequence[Anchor], passes: int, padding: bool, cache: bool,
-                 progress: Progress | None, journal: _Journal, identity_only: bool) -> Scoring:
+                 progress: Progress | None, journal: _Journal, stop: Callable[[Identity], bool] | None) -> Scoring:
     t0 = time.perf_counter()
     async with open_judge(spec, seed=spec.calibration.seed, cache=cache) as judge:
         identity, probe = await judge.identity()
-        if identity_only:
+        if stop is not None and stop(identity):
             return Scoring(identity, probe, (), {}, time.perf_counter() - t0, journal.path)
         total = len(anchors) * (passes + (1 if padding else 0))
         if progress is not None:
@@ -132,11 +132,15 @@ async def _score(spec: JudgeSpec, anchors: Sequence[Anchor], passes: int, paddin
 
 
 def score_anchors(spec: JudgeSpec, anchors: Sequence[Anchor], *, passes: int, what: str, padding: bool = False,
-                  cache: bool = False, progress: Progress | None = None, identity_only: bool = False) -> Scoring:
-    """Judges every anchor ``passes`` times (plus the padding probe), after one identity probe call."""
+                  cache: bool = False, progress: Progress | None = None,
+                  stop: Callable[[Identity], bool] | None = None) -> Scoring:
+    """Judges every anchor ``passes`` times (plus the padding probe), after one identity probe call.
+
+    ``stop`` sees the identity the probe found; when it returns True no anchor is judged.
+    """
     journal = _Journal(new_journal_path(spec, what))
     try:
-        return asyncio.run(_score(spec, anchors, passes, padding, cache, progress, journal, identity_only))
+        return asyncio.run(_score(spec, anchors, passes, padding, cache, progress, journal, stop))
     except KeyboardInterrupt:
         raise RunInterrupted(f"interrupted: the judge calls made so far are saved in {journal.path}") from None
     finally:
@@ -163,7 +167,7 @@ def token_totals(calls: Sequence[CallRecord], cost_per_mtok: tuple[float, float]
             "completion_tokens_est": completion_est, "cost_usd": cost,
             "cost_basis": "local model (no charge)" if provider == "local" else
             ("reported tokens" if reported else "estimated tokens (chars/4)") if cost is not None else
-            "unknown (set cost: in judge.yaml)"}
+            "unknown (set cost: in judge.yaml to know it)"}
 
 
 def returned(calls: Sequence[CallRecord]) -> tuple[list[str], list[str]]:

@@ -75,7 +75,7 @@ def metric_rows(record: Mapping[str, Any]) -> list[tuple[str, str]]:
              f"≈{usage['prompt_tokens_est']:,} prompt + ≈{usage['completion_tokens_est']:,} completion (estimated)")
     cost = usage.get("cost_usd")
     rows.append(("judge tokens", f"{shown} in {usage['calls']} calls, {usage['duration_s']:.0f} s; cost "
-                 + (f"${cost:.4f}" if cost is not None else "unknown") + f" ({usage['cost_basis']})"))
+                 + (f"${cost:.4f} ({usage['cost_basis']})" if cost is not None else usage["cost_basis"])))
     return rows
 
 
