@@ -107,6 +107,7 @@ def test_wilson_tpr_and_tnr_intervals_cover_the_truth_93_to_97_percent() -> None
     for hits, n, truth in ((hits_pos, positives, tpr), (hits_neg, negatives, tnr)):
         low, high = ag.wilson(hits, n, 0.95)
         coverage = float(((low <= truth) & (truth <= high)).mean())
+        print(f"Wilson interval covers {truth:.2f} in {coverage:.1%} of {seeds} seeds")
         assert 0.93 <= coverage <= 0.97, coverage
     # What calibrate reports is this same interval.
     one = ag.rate(int(hits_pos[0]), int(positives[0]), 0.95)

@@ -184,14 +184,14 @@ def _local_model_sha256() -> str:
 def tokenizer_fingerprint(spec: JudgeSpec, endpoint: str | None) -> str | None:
     """SHA-256 of the token ids the server gives :data:`TOKENIZER_PROBE`, from llama.cpp's ``/extras/tokenize``.
 
-    Only asked of the embedded server and of ``base_url`` endpoints (never api.openai.com), without a key;
+    Only asked of the embedded server and of ``base_url`` endpoints (never a vendor's default), without a key;
     any other answer (404, an error, another shape) means the endpoint offers no such fingerprint: None.
     """
     if spec.provider.provider == "local":
         if endpoint is None:
             return None
         origin = f"http://{endpoint}"
-    elif spec.provider.provider == "openai" and spec.provider.base_url:
+    elif spec.provider.base_url and spec.provider.provider != "anthropic":
         parts = urlsplit(spec.provider.base_url)
         path = parts.path.rstrip("/")
         origin = f"{parts.scheme}://{parts.netloc}{path.removesuffix('/v1')}"
