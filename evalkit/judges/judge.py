@@ -20,10 +20,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from evalkit.core.seeds import draws
 from evalkit.judges.spec import JudgeSpec, Label
 from evalkit.judges.verdict import SampleVerdict, Verdict, aggregate, parse_answer, swap, unscored_call
-from evalkit.providers import Provider, Request, call, open_provider
+from evalkit.providers import CallRecord, Provider, Request, open_provider
 
 if TYPE_CHECKING:
     from evalkit.cache import ResponseCache
@@ -91,17 +90,24 @@ def render_messages(spec: JudgeSpec, item: JudgeItem, *, order: str = "ab",
 
 
 class Judge:
-    """A judge bound to an open provider. Use :func:`open_judge`."""
+    """A judge bound to an open provider. Use :func:`open_judge`.
+
+    Its calls go through :class:`~evalkit.targets.base.Caller`, the path every model call of a run takes
+    (cache, rate limits, in-flight count, retries with jitter drawn from the item, pass and call number).
+    """
 
     def __init__(self, spec: JudgeSpec, provider: Provider, *, seed: int = 0, cache: ResponseCache | None = None,
                  limiter: Any = None) -> None:
+        from evalkit.conditions import InFlight
+        from evalkit.targets.base import Caller
+
         self.spec = spec
         self.provider = provider
         self.seed = seed
-        self._cache = cache
-        self._limiter = limiter
         self._gate = asyncio.Semaphore(spec.concurrency)
-        self._policy = spec.provider.retry_policy
+        self.in_flight = InFlight()
+        self._caller = Caller(provider, spec.provider.retry_policy, seed=seed, limiter=limiter or _NoLimit(),
+                              in_flight=self.in_flight, cache=cache)
 
     def _params(self, sample: int) -> dict[str, Any]:
         params = dict(self.spec.params)
@@ -109,36 +115,18 @@ class Judge:
             params["seed"] = params["seed"] + sample  # samples differ; passes repeat the same request
         return params
 
-    async def _call(self, messages: tuple[dict[str, str], ...], params: Mapping[str, Any], repeat: str,
-                    retry_key: tuple[str | int | None, ...], response_format: Mapping[str, Any] | None) -> Any:
-        from evalkit.cache import cache_key
-        from evalkit.providers.base import estimate_tokens
-
-        request = Request(messages, self.spec.model, params, response_format=response_format)
-        key = None
-        if self._cache is not None:
-            # The repeat key keeps passes and samples independent: a cached pass 2 would fake a zero flip rate.
-            key = cache_key(provider=self.provider.name, endpoint=self.provider.endpoint, model=self.spec.model,
-                            params={**params, "response_format": response_format}, messages=messages,
-                            repeat=int(hashlib.sha256(repeat.encode()).hexdigest()[:8], 16))
-            cached = self._cache.get(key)
-            if cached is not None:
-                return cached
+    async def _call(self, request: Request, item_id: str, pass_index: int, index: int) -> CallRecord:
+        # A pass is the repeat, so the cache keeps passes apart: a cached pass 2 would fake a zero flip rate.
         async with self._gate:
-            if self._limiter is not None:
-                estimate = sum(estimate_tokens(m["content"]) for m in messages)
-                await self._limiter.acquire(estimate + int(params.get("max_tokens", 0) or 0))
-            record = await call(self.provider, request, self._policy, draws(self.seed, *retry_key, "retry"))
-        if self._cache is not None and key is not None:
-            self._cache.put(key, record)
-        return record
+            return await self._caller(request, case_id=item_id, repeat=pass_index, index=index)
 
     async def _sample(self, item: JudgeItem, sample: int, order: str, pass_index: int,
                       padding: str | None) -> SampleVerdict:
         messages = render_messages(self.spec, item, order=order, padding=padding)
-        variant = "padded" if padding else ""
-        record = await self._call(messages, self._params(sample), f"{pass_index}/{sample}/{order}/{variant}",
-                                  (item.id, pass_index, sample, order, variant), self.spec.response_format)
+        request = Request(messages, self.spec.model, self._params(sample), response_format=self.spec.response_format)
+        # The call's number within (item, pass): sample, order and padding each get their own.
+        index = sample * 4 + (2 if padding else 0) + (1 if order == "ba" else 0)
+        record = await self._call(request, item.id, pass_index, index)
         if not record.ok:
             return SampleVerdict(None, "", unscored_call(record), record, sample, order)
         parsed = parse_answer(record.output, record.stop_reason, self.spec.verdict)
@@ -155,8 +143,8 @@ class Judge:
 
     async def identity(self) -> tuple[Identity, Any]:
         """Who answers (one tiny call, no anchor): the returned model, fingerprint and tokenizer fingerprint."""
-        params = {"max_tokens": 1, "temperature": 0}
-        record = await self._call(PROBE_MESSAGES, params, "identity", ("identity",), None)
+        request = Request(PROBE_MESSAGES, self.spec.model, {"max_tokens": 1, "temperature": 0})
+        record = await self._call(request, "(identity probe)", 0, 0)
         endpoint = self.provider.endpoint
         local_sha = None
         if self.spec.provider.provider == "local":
@@ -209,6 +197,11 @@ def tokenizer_fingerprint(spec: JudgeSpec, endpoint: str | None) -> str | None:
     if not isinstance(tokens, list) or not all(isinstance(t, int) for t in tokens):
         return None
     return hashlib.sha256(json.dumps(tokens).encode()).hexdigest()
+
+
+class _NoLimit:
+    async def acquire(self, tokens: int) -> None:
+        return None
 
 
 @contextlib.asynccontextmanager
