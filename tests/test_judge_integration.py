@@ -51,8 +51,9 @@ def _judge(root: Path, port: int, n: int) -> None:
     (folder / "rubric.md").write_text(RUBRIC, "utf-8")
     (folder / "judge.yaml").write_text(
         f"provider: tests.judge_llamacpp:at\nbase_url: http://127.0.0.1:{port}/v1\nmodel: {MODEL_NAME}\n"
-        "params: {temperature: 0, seed: 0, max_tokens: 48}\nrubric: {file: rubric.md}\nverdict: {type: binary}\n"
-        "reasoning_max_chars: 60\nconcurrency: 1\ntimeout: 180\ncalibration: {bootstrap: 200}\n", "utf-8")
+        "params: {temperature: 0, seed: 0, max_tokens: 32}\nrubric: {file: rubric.md}\nverdict: {type: binary}\n"
+        "reasoning_max_chars: 40\nconcurrency: 1\ntimeout: 600\nmax_attempts: 1\ncalibration: {bootstrap: 200}\n",
+        "utf-8")
     with (folder / "anchors.jsonl").open("w", encoding="utf-8") as handle:
         for row in _anchors(n):
             handle.write(json.dumps(row) + "\n")
@@ -60,7 +61,7 @@ def _judge(root: Path, port: int, n: int) -> None:
 
 def test_a_different_model_behind_the_same_name_host_and_port_is_caught(
         tmp_path: Path, gemma: Path, server_port: int, capsys: pytest.CaptureFixture[str]) -> None:
-    _judge(tmp_path, server_port, 6)
+    _judge(tmp_path, server_port, 3)
     smol = LocalServer(find_model(), port=server_port)
     smol.start()
     try:
@@ -71,37 +72,26 @@ def test_a_different_model_behind_the_same_name_host_and_port_is_caught(
     identity = calibration["identity"]
     assert identity["endpoint"] == f"127.0.0.1:{server_port}" and identity["models_returned"] == [MODEL_NAME]
     assert identity["tokenizer_sha256"]  # llama.cpp's /extras/tokenize answered
-    assert calibration["usage"]["calls"] == 1 + 6 * 2
-    assert calibration["metrics"]["unscored"]["count"] < 12  # the server answered in its structured dialect
-
-    # Unchanged server: the same identity, so a check goes on to the anchors.
-    smol = LocalServer(find_model(), port=server_port)
-    smol.start()
-    try:
-        same = main(["judge", "check", "swap", "-q"])
-    finally:
-        smol.stop()
-    assert same in (ExitCode.OK, ExitCode.JUDGE_INCONCLUSIVE)  # 6 anchors are too few to call it stable
+    assert calibration["usage"]["calls"] == 1 + 3 * 2
     capsys.readouterr()
 
     swapped = LocalServer(gemma, port=server_port)  # serves under --model_alias SmolLM2-135M-Instruct
     swapped.start()
     try:
-        code = main(["judge", "check", "swap", "-q", "--full"])
+        code = main(["judge", "check", "swap", "-q"])
     finally:
         swapped.stop()
     out = capsys.readouterr().out
-    assert code in (ExitCode.JUDGE_CHANGED, ExitCode.JUDGE_DRIFTED), out
+    assert code == ExitCode.JUDGE_CHANGED, out
     check = json.loads(next((tmp_path / ".evalkit/judges/swap").glob("check-*/check.json")).read_text())
     fired = {c["field"] for c in check["changes"]}
-    # Host, port and the returned model id are the same; the server's own tokenizer gives the swap away.
+    # Host, port and the returned model id are the same; the server's own tokenizer gives the swap away,
+    # from one probe call and no anchor.
     assert check["identity"]["endpoint"] == identity["endpoint"]
     assert check["identity"]["model_returned"] == MODEL_NAME
-    assert "tokenizer_sha256" in fired and "endpoint" not in fired and "model_returned" not in fired
-    assert check["status"] == "changed"
-    flips = check["statistics"]["flips"]
-    print(f"signals: {sorted(fired)}; anchors flipped {flips['count']}/{flips['n']}; "
-          f"unscored {check['statistics']['unscored']['count']}/{check['statistics']['unscored']['n']}")
+    assert fired == {"tokenizer_sha256"}, fired
+    assert check["status"] == "changed" and check["anchors_judged"] is False
+    assert "tokenizer_sha256: calibrated" in out
 
 
 def test_calibrating_on_the_embedded_model_records_its_identity(tmp_path: Path) -> None:
@@ -109,10 +99,11 @@ def test_calibrating_on_the_embedded_model_records_its_identity(tmp_path: Path) 
     folder.mkdir(parents=True)
     (folder / "rubric.md").write_text(RUBRIC, "utf-8")
     (folder / "judge.yaml").write_text(
-        "provider: local\nparams: {max_tokens: 48}\nrubric: {file: rubric.md}\nverdict: {type: binary}\n"
-        "reasoning_max_chars: 60\nconcurrency: 1\ntimeout: 180\ncalibration: {bootstrap: 200}\n", "utf-8")
+        "provider: local\nparams: {max_tokens: 32}\nrubric: {file: rubric.md}\nverdict: {type: binary}\n"
+        "reasoning_max_chars: 40\nconcurrency: 1\ntimeout: 600\nmax_attempts: 1\ncalibration: {bootstrap: 200}\n",
+        "utf-8")
     with (folder / "anchors.jsonl").open("w", encoding="utf-8") as handle:
-        for row in _anchors(3):
+        for row in _anchors(2):
             handle.write(json.dumps(row) + "\n")
     assert main(["judge", "calibrate", "tiny", "-q"]) == ExitCode.OK
     record = json.loads((folder / "calibration.json").read_text())
@@ -120,7 +111,7 @@ def test_calibrating_on_the_embedded_model_records_its_identity(tmp_path: Path) 
     assert identity["provider"] == "local" and identity["endpoint"] == "local"
     assert identity["models_returned"] == [MODEL_NAME] and identity["local_model_sha256"]
     verdicts = record["anchor_verdicts"]
-    assert len(verdicts) == 3
+    assert len(verdicts) == 2
     for row in verdicts:  # every verdict is a declared label or unscored with a reason: never anything else
         for label, reason in zip(row["verdicts"], row["unscored"], strict=True):
             assert label in ("pass", "fail") or (label is None and reason)
