@@ -24,7 +24,7 @@ from evalkit.artifact import write_atomic
 from evalkit.errors import ExitCode, JudgeError
 from evalkit.judges.anchors import SPLITS, Anchor, load_anchors
 from evalkit.judges.calibrate import Calibration, load_calibration
-from evalkit.judges.judge import Identity
+from evalkit.judges.judge import UNREADABLE, Identity
 from evalkit.judges.scoring import Progress, Scoring, check_rubric_variables, returned, score_anchors, token_totals
 from evalkit.judges.spec import JudgeSpec, load_judge
 from evalkit.judges.verdict import Verdict
@@ -100,7 +100,7 @@ def probe_changes(identity: Identity, calibrated: Mapping[str, Any]) -> list[Cha
         out.append(Change("system_fingerprint", prints, fingerprint, True))
     for key in ("tokenizer_sha256", "local_model_sha256"):
         was, now = calibrated.get(key), getattr(identity, key)
-        if was != now:
+        if was != now and UNREADABLE not in (was, now):
             out.append(Change(key, was, now, True))
     return out
 

@@ -32,6 +32,8 @@ PROBE_MESSAGES = ({"role": "user", "content": "Reply with the single word OK."},
 TOKENIZER_PROBE = ("Ünïcödé naïveté — 12,345.67 km² · 東京 · ```def f(x): return x**2``` "
                    "<|im_start|> <start_of_turn> [INST] ¿Qué? 🙂")
 """Text whose token ids differ between tokenizers (accents, CJK, code, numbers, other models' special tokens)."""
+UNREADABLE = "unreadable"
+"""The tokenizer fingerprint of a server that did not answer the tokenize request in time."""
 
 
 @dataclass(frozen=True)
@@ -172,8 +174,9 @@ def _local_model_sha256() -> str:
 def tokenizer_fingerprint(spec: JudgeSpec, endpoint: str | None) -> str | None:
     """SHA-256 of the token ids the server gives :data:`TOKENIZER_PROBE`, from llama.cpp's ``/extras/tokenize``.
 
-    Only asked of the embedded server and of ``base_url`` endpoints (never a vendor's default), without a key;
-    any other answer (404, an error, another shape) means the endpoint offers no such fingerprint: None.
+    Only asked of the embedded server and of ``base_url`` endpoints (never a vendor's default), without a key.
+    Any other answer (404, an error, another shape) means the endpoint offers no such fingerprint: None.
+    No answer in time, twice, is :data:`UNREADABLE` (a busy server is not a different server).
     """
     if spec.provider.provider == "local":
         if endpoint is None:
@@ -188,11 +191,20 @@ def tokenizer_fingerprint(spec: JudgeSpec, endpoint: str | None) -> str | None:
     body = json.dumps({"input": TOKENIZER_PROBE, "model": spec.model}).encode()
     request = urllib.request.Request(f"{origin}/extras/tokenize", data=body,
                                      headers={"Content-Type": "application/json"}, method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=min(spec.provider.timeout, 10.0)) as response:
-            answer = json.loads(response.read())
-    except (urllib.error.URLError, OSError, ValueError):
-        return None
+    answer: Any = None
+    for _ in range(2):
+        try:
+            with urllib.request.urlopen(request, timeout=spec.provider.timeout) as response:
+                answer = json.loads(response.read())
+            break
+        except urllib.error.HTTPError:
+            return None  # the endpoint answered: it has no such route
+        except (urllib.error.URLError, OSError):
+            continue  # busy or unreachable: try once more
+        except ValueError:
+            return None
+    else:
+        return UNREADABLE
     tokens = answer.get("tokens") if isinstance(answer, dict) else None
     if not isinstance(tokens, list) or not all(isinstance(t, int) for t in tokens):
         return None
