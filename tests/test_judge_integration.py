@@ -115,3 +115,40 @@ def test_calibrating_on_the_embedded_model_records_its_identity(tmp_path: Path) 
     for row in verdicts:  # every verdict is a declared label or unscored with a reason: never anything else
         for label, reason in zip(row["verdicts"], row["unscored"], strict=True):
             assert label in ("pass", "fail") or (label is None and reason)
+
+
+def test_gemma_behind_the_same_name_and_port_answers_with_another_tokenizer(gemma: Path, server_port: int) -> None:
+    # The identity probe alone (one 1-token call and one tokenize request per server), no judge call.
+    import asyncio
+
+    from evalkit.judges.judge import Identity, Judge
+    from evalkit.judges.spec import JudgeSpec, VerdictForm
+    from evalkit.providers.base import ProviderSpec
+    from evalkit.template import parse_template
+
+    from .judge_llamacpp import at
+
+    spec = JudgeSpec(name="swap", path="swap", folder=Path("."), model=MODEL_NAME,
+                     provider=ProviderSpec(provider="tests.judge_llamacpp:at", timeout=600, max_attempts=1,
+                                           base_url=f"http://127.0.0.1:{server_port}/v1"),
+                     rubric=parse_template("{{ output }}", "swap"), verdict=VerdictForm("binary", ("fail", "pass")))
+
+    async def identity() -> Identity:
+        provider = at(spec.provider)
+        try:
+            return (await Judge(spec, provider).identity())[0]
+        finally:
+            await provider.aclose()
+
+    seen = []
+    for model in (find_model(), gemma):
+        server = LocalServer(model, port=server_port)
+        server.start()
+        try:
+            seen.append(asyncio.run(identity()))
+        finally:
+            server.stop()
+    smol, swapped = seen
+    assert smol.endpoint == swapped.endpoint == f"127.0.0.1:{server_port}"
+    assert smol.model_returned == swapped.model_returned == MODEL_NAME
+    assert smol.tokenizer_sha256 and swapped.tokenizer_sha256 and smol.tokenizer_sha256 != swapped.tokenizer_sha256
