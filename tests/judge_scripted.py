@@ -34,6 +34,8 @@ class ScriptedJudge:
     retest_flip: ClassVar[float] = 0.0
     garbage: ClassVar[float] = 0.0
     model: ClassVar[str] = "scripted-judge-1"
+    position_bias: ClassVar[float] = 0.0
+    """Pairwise: the share of answers that pick whichever output is shown first, whatever it says."""
     calls: ClassVar[Counter[str]] = Counter()
 
     def __init__(self, spec: ProviderSpec | None = None) -> None:
@@ -46,8 +48,17 @@ class ScriptedJudge:
         ScriptedJudge.calls[key] += 1
         if request.response_format is None:  # the identity probe
             return Completion(text="OK", model_returned=self.model, stop_reason_raw="stop")
+        labels = request.response_format["schema"]["properties"]["verdict"]["enum"]
+        if "tie" in labels:  # pairwise: the better output is the one whose planted truth is "pass"
+            first = TRUTH.findall(text)[:1]
+            label = "a" if first == ["pass"] or _uniform(key, "position") < self.position_bias else "b"
+            return Completion(text=json.dumps({"reasoning": "compared", "verdict": label}), model_returned=self.model,
+                              stop_reason_raw="stop")
         found = TRUTH.search(text)
         truth = found.group(1) if found else "fail"
+        if isinstance(labels[0], int):  # ordinal: the planted truth is the grade
+            return Completion(text=json.dumps({"reasoning": "graded", "verdict": int(truth)}),
+                              model_returned=self.model, stop_reason_raw="stop")
         label = truth if _uniform(key, "accuracy") < self.accuracy else ("fail" if truth == "pass" else "pass")
         if _uniform(key, nth, "retest") < self.retest_flip:
             label = "fail" if label == "pass" else "pass"

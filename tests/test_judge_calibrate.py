@@ -23,10 +23,12 @@ RUBRIC = "Customer asked: {{ message }}\nReply: {{ output }}\nJudge it."
 
 @pytest.fixture(autouse=True)
 def _scripted() -> Iterator[None]:
-    saved = (ScriptedJudge.accuracy, ScriptedJudge.retest_flip, ScriptedJudge.garbage, ScriptedJudge.model)
+    saved = (ScriptedJudge.accuracy, ScriptedJudge.retest_flip, ScriptedJudge.garbage, ScriptedJudge.model,
+             ScriptedJudge.position_bias)
     ScriptedJudge.calls.clear()
     yield
-    ScriptedJudge.accuracy, ScriptedJudge.retest_flip, ScriptedJudge.garbage, ScriptedJudge.model = saved
+    (ScriptedJudge.accuracy, ScriptedJudge.retest_flip, ScriptedJudge.garbage, ScriptedJudge.model,
+     ScriptedJudge.position_bias) = saved
 
 
 def make_judge(root: Path, *, n: int = 200, extra: str = "", human_noise: int = 0) -> Path:
@@ -167,3 +169,59 @@ def test_calibration_loads_back(tmp_path: Path) -> None:
     loaded = load_calibration(load_judge("quality"))
     assert loaded.status in ("eligible", "use_with_care", "ineligible") and loaded.identity["provider"].endswith(
         "ScriptedJudge")
+
+
+def _pairwise_judge(root: Path, n: int) -> None:
+    folder = root / "judges" / "which"
+    folder.mkdir(parents=True)
+    (folder / "judge.yaml").write_text(
+        "provider: tests.judge_scripted:ScriptedJudge\nmodel: scripted-judge-1\n"
+        "rubric: 'A: {{ output_a }} / B: {{ output_b }}'\nverdict: {type: pairwise}\nprobes: {position: true}\n"
+        "calibration: {bootstrap: 300}\n", "utf-8")
+    with (folder / "anchors.jsonl").open("w", encoding="utf-8") as handle:
+        for i in range(n):
+            good_first = i % 2 == 0
+            a, b = ("[truth:pass]", "[truth:fail]") if good_first else ("[truth:fail]", "[truth:pass]")
+            handle.write(json.dumps({"id": f"p{i:03d}", "vars": {}, "output_a": f"x{i} {a}", "output_b": f"y{i} {b}",
+                                     "human_label": "a" if good_first else "b", "split": "test"}) + "\n")
+
+
+def test_pairwise_judging_in_both_orders_and_the_position_probe(tmp_path: Path) -> None:
+    ScriptedJudge.position_bias = 0.0
+    _pairwise_judge(tmp_path, 60)
+    assert main(["judge", "calibrate", "which", "-q"]) == ExitCode.OK
+    record = json.loads((tmp_path / "judges/which/calibration.json").read_text())
+    assert record["metrics"]["raw_agreement"]["count"] == 60  # content-following: both orders agree
+    assert record["usage"]["calls"] == 1 + 60 * 2 * 2  # two passes, each item in both orders
+    assert not record["probes"]["position"]["significant"]
+
+
+def test_a_judge_that_follows_position_is_caught_against_the_placebo(tmp_path: Path) -> None:
+    ScriptedJudge.position_bias = 0.6
+    _pairwise_judge(tmp_path, 80)
+    assert main(["judge", "calibrate", "which", "-q"]) == ExitCode.OK
+    record = json.loads((tmp_path / "judges/which/calibration.json").read_text())
+    probe = record["probes"]["position"]
+    assert probe["significant"] and probe["prefers_first"] > probe["prefers_second"]
+    assert record["status"] in ("use_with_care", "ineligible") and probe["summary"] in record["reasons"] + [
+        c["text"] for c in record["criteria"]]
+    assert record["metrics"]["confusion"]["labels"] == ["a", "tie", "b"]
+
+
+def test_ordinal_calibration_uses_quadratic_kappa(tmp_path: Path) -> None:
+    folder = tmp_path / "judges" / "grade"
+    folder.mkdir(parents=True)
+    (folder / "judge.yaml").write_text(
+        "provider: tests.judge_scripted:ScriptedJudge\nmodel: scripted-judge-1\nrubric: '{{ output }}'\n"
+        "verdict: {type: ordinal, min: 1, max: 5, pass_at: 4}\ncalibration: {bootstrap: 300}\n", "utf-8")
+    with (folder / "anchors.jsonl").open("w", encoding="utf-8") as handle:
+        for i in range(50):
+            grade = 1 + i % 5
+            human = grade if i % 7 else min(5, grade + 1)
+            handle.write(json.dumps({"id": f"g{i:03d}", "vars": {}, "output": f"r [truth:{grade}]",
+                                     "human_label": human, "split": "test"}) + "\n")
+    assert main(["judge", "calibrate", "grade", "-q"]) == ExitCode.OK
+    m = json.loads((folder / "calibration.json").read_text())["metrics"]
+    assert m["kappa_kind"] == "quadratic-weighted kappa" and m["alpha_level"] == "ordinal"
+    assert m["bias"]["estimate"] < 0  # the humans graded some replies a point higher: the judge is stricter
+    assert m["tpr"]["name"] == "TPR" and m["confusion"]["labels"] == [1, 2, 3, 4, 5]
