@@ -50,7 +50,7 @@ def _judge(root: Path, port: int, n: int) -> None:
     folder.mkdir(parents=True)
     (folder / "rubric.md").write_text(RUBRIC, "utf-8")
     (folder / "judge.yaml").write_text(
-        f"provider: tests.judge_llamacpp:at\nbase_url: http://127.0.0.1:{port}/v1\nmodel: {MODEL_NAME}\n"
+        f"provider: local\nbase_url: http://127.0.0.1:{port}/v1\nmodel: {MODEL_NAME}\n"
         "params: {temperature: 0, seed: 0, max_tokens: 32}\nrubric: {file: rubric.md}\nverdict: {type: binary}\n"
         "reasoning_max_chars: 40\nconcurrency: 1\ntimeout: 600\nmax_attempts: 1\ncalibration: {bootstrap: 200}\n",
         "utf-8")
@@ -123,22 +123,18 @@ def test_gemma_behind_the_same_name_and_port_answers_with_another_tokenizer(gemm
 
     from evalkit.judges.judge import Identity, Judge
     from evalkit.judges.spec import JudgeSpec, VerdictForm
+    from evalkit.providers import open_provider
     from evalkit.providers.base import ProviderSpec
     from evalkit.template import parse_template
 
-    from .judge_llamacpp import at
-
     spec = JudgeSpec(name="swap", path="swap", folder=Path("."), model=MODEL_NAME,
-                     provider=ProviderSpec(provider="tests.judge_llamacpp:at", timeout=600, max_attempts=1,
+                     provider=ProviderSpec(provider="local", timeout=600, max_attempts=1,
                                            base_url=f"http://127.0.0.1:{server_port}/v1"),
                      rubric=parse_template("{{ output }}", "swap"), verdict=VerdictForm("binary", ("fail", "pass")))
 
     async def identity() -> Identity:
-        provider = at(spec.provider)
-        try:
+        async with open_provider(spec.provider, "swap") as provider:
             return (await Judge(spec, provider).identity())[0]
-        finally:
-            await provider.aclose()
 
     seen = []
     for model in (find_model(), gemma):

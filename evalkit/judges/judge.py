@@ -148,13 +148,13 @@ class Judge:
         request = Request(PROBE_MESSAGES, self.spec.model, {"max_tokens": 1, "temperature": 0})
         record = await self._call(request, "(identity probe)", 0, 0)
         endpoint = self.provider.endpoint
-        local_sha = None
-        if self.spec.provider.provider == "local":
-            local_sha = await asyncio.to_thread(_local_model_sha256)
+        # The embedded model is started on a new port each run: its identity is the model file, not the port.
+        embedded = self.spec.provider.provider == "local" and not self.spec.provider.base_url
+        local_sha = await asyncio.to_thread(_local_model_sha256) if embedded else None
         tokenizer = await asyncio.to_thread(tokenizer_fingerprint, self.spec, endpoint)
         identity = Identity(
             provider=self.spec.provider.provider, model_requested=self.spec.model,
-            endpoint="local" if self.spec.provider.provider == "local" else endpoint,
+            endpoint="local" if embedded else endpoint,
             model_returned=record.model_returned, system_fingerprint=record.system_fingerprint,
             tokenizer_sha256=tokenizer, local_model_sha256=local_sha, endpoint_host=endpoint,
         )
