@@ -22,6 +22,7 @@ from evalkit.errors import (
 )
 from evalkit.providers import register_provider
 from evalkit.providers.base import Attempt, CallRecord, Completion, Provider, ProviderSpec, Request
+from evalkit.report.html import render_html
 from evalkit.results import CaseResult, Run, load_run, merge_runs
 from evalkit.runner import RunOptions, resume_run, run_suite
 from evalkit.scorers import Score, ScoreContext, register
@@ -73,6 +74,7 @@ __all__ = [
     "register",
     "register_provider",
     "register_target",
+    "render_html",
     "resume_run",
     "run_suite",
     "save_baseline",

@@ -22,6 +22,8 @@ def gate_options(command: Any) -> Any:
                      help="Write JUnit XML here."),
         click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
                      help="Write the JSON report here."),
+        click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path),
+                     help="Write the HTML report here (one self-contained file)."),
         click.option("--github", "github", is_flag=True,
                      help="Print GitHub annotations and append the report to $GITHUB_STEP_SUMMARY."),
     ]):
@@ -31,7 +33,7 @@ def gate_options(command: Any) -> Any:
 
 def run_gate(run_result: Any, baseline_path: Path, margin: float | None, alpha: float | None,
              inconclusive: str | None, markdown_path: Path | None, junit_path: Path | None, json_path: Path | None,
-             github: bool) -> int:
+             github: bool, html_path: Path | None = None) -> int:
     """Compares, renders every requested report, and returns the gate's exit code."""
     import json
 
@@ -54,6 +56,10 @@ def run_gate(run_result: Any, baseline_path: Path, margin: float | None, alpha: 
         junit_path.write_text(render_junit(comparison), "utf-8")
     if json_path:
         json_path.write_text(json.dumps(comparison.to_dict(), indent=2, ensure_ascii=False) + "\n", "utf-8")
+    if html_path:
+        from evalkit.report.html import render_html
+
+        html_path.write_text(render_html(run_result, comparison, baseline=baseline), "utf-8")
     if github:
         click.echo(render_annotations(comparison, file=str(baseline_path)), nl=False)
         append_step_summary(markdown)
