@@ -169,7 +169,7 @@ def sandbox() -> Any:
                             raise LimitExceeded(f"a repetition of {number * len(other):,} items or characters")
             return budget.size(super().call_binop(context, operator, left, right))
 
-        def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
+        def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
             budget = __self._check()
             budget.amplification(__obj, args, kwargs)
             return budget.size(super().call(__context, __obj, *args, **kwargs))
@@ -206,7 +206,6 @@ def render_limited(source: str, values: Mapping[str, Any], limits: RenderLimits 
                    environment: Any = None) -> str:
     """Renders in the limited sandbox (or an overlay of it with a loader, for includes); jinja2's errors pass
     through, a limit raises :class:`LimitExceeded`."""
-    import jinja2
 
     if environment is None:
         environment = sandbox()
@@ -228,8 +227,6 @@ def render_limited(source: str, values: Mapping[str, Any], limits: RenderLimits 
         raise LimitExceeded("recursion too deep") from None
     except MemoryError:
         raise LimitExceeded("out of memory") from None
-    except jinja2.sandbox.SecurityError:
-        raise
     finally:
         environment.budget = None
 
@@ -253,6 +250,7 @@ class Template:
     def render(self, values: Mapping[str, Any], *, context: str, limits: RenderLimits = DEFAULT_LIMITS) -> str:
         """Renders with StrictUndefined in the limited sandbox; a missing variable raises :class:`TemplateError`."""
         import jinja2
+        from jinja2.exceptions import SecurityError
 
         missing = sorted(self.variables - set(values))
         if missing:
@@ -264,7 +262,7 @@ class Template:
             return render_limited(self.source, values, limits)
         except jinja2.UndefinedError as exc:
             raise TemplateError(f"{context}: {self.origin}: {exc.message}") from None
-        except jinja2.sandbox.SecurityError as exc:
+        except SecurityError as exc:
             raise TemplateError(f"{context}: {self.origin}: template refused by the sandbox: {exc}") from None
         except LimitExceeded as exc:
             raise TemplateError(f"{context}: {self.origin}: template stopped: {exc}") from None

@@ -13,8 +13,8 @@ import pytest
 from evalkit import ConfigError, ExitCode
 from evalkit.cli import main
 from evalkit.lint import lint
-from evalkit.text.pii import luhn
 from evalkit.report.lint import render_lint_github, render_lint_json, render_lint_sarif
+from evalkit.text.pii import luhn
 
 from .conftest import REPO
 

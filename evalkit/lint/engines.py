@@ -188,7 +188,7 @@ def parse(text: str) -> Parsed:
     reduced = reduce(text)
     try:
         return Parsed(ast=env.parse(reduced if reduced is not None else text))
-    except jinja2.TemplateSyntaxError as exc:
+    except jinja2.TemplateSyntaxError:
         if reduced is not None:  # messages may carry character offsets: take them from the text itself
             try:
                 return Parsed(ast=env.parse(text))

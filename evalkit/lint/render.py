@@ -43,7 +43,7 @@ def render_for_budget(text: str, values: Mapping[str, Any], search: Sequence[str
     template-syntax's or undefined-variable's finding, not this rule's.
     """
     import jinja2
-    from jinja2.sandbox import SecurityError
+    from jinja2.exceptions import SecurityError
 
     from evalkit.template import LimitExceeded, RenderLimits, render_limited
 

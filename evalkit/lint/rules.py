@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,13 +40,14 @@ class Rule:
 RULES: dict[str, Rule] = {r.id: r for r in (
     Rule("required-section", "error", "A required section (heading or XML-style tag) is missing or too short."),
     Rule("removed-section", "error", "A section present in the base revision is gone or emptied (shrunk: warning)."),
-    Rule("template-syntax", "error", "A jinja2 template does not parse (other template engines: a note, not checked)."),
+    Rule("template-syntax", "error", "A jinja2 template does not parse (other engines' templates are noted, not "
+                                    "checked)."),
     Rule("undefined-variable", "error", "A template variable that some suite case does not supply."),
     Rule("unused-variable", "warning", "A variable suite cases supply that no template of the suite uses."),
-    Rule("token-budget", "error", "The prompt rendered in the sandbox (longest case values) is above its token budget, or "
-                                  "its render was stopped by the time or size limit."),
-    Rule("model-id", "warning", "A model setting with a floating alias or a deprecated (warning) or retired (error) id; "
-                                "a retired or deprecated id mentioned in text (note)."),
+    Rule("token-budget", "error", "The prompt rendered in the sandbox (longest case values) is above its token "
+                                  "budget, or its render was stopped by the time or size limit."),
+    Rule("model-id", "warning", "A model setting with a floating alias or a deprecated (warning) or retired (error) "
+                                "id; a retired or deprecated id mentioned in text (note)."),
     Rule("dangling-tool", "error", "A tool the prompt names is not in the catalog (unnamed catalog tools: warning)."),
     Rule("pii", "error", "E-mail, phone, payment card, IBAN, national id, API key, token or private key in prompts or "
                          "eval data."),
@@ -144,17 +145,20 @@ def _first_section(sections: Sequence[Section], wanted: str, aliases: Sequence[s
                    preamble_as: str | None) -> Section | None:
     """The first section (in document order) the wanted name or one of its aliases names."""
     names = [wanted, *aliases]
-    if mode == "regex":
-        patterns = [re.compile(n, re.IGNORECASE) for n in names]
-        test = (lambda s: any(p.search(s.title) for p in patterns))
-    elif mode == "exact":
-        exact = [normalise(n) for n in names]
-        test = (lambda s: s.name in exact)
-    else:  # words: every word of the wanted name appears in the heading ("Security and Safety Rules" ⊇ "safety")
-        wanted_words = [frozenset(normalise(n).split()) for n in names]
-        test = (lambda s: any(w and w <= frozenset(s.name.split()) for w in wanted_words))
+    patterns = [re.compile(n, re.IGNORECASE) for n in names] if mode == "regex" else []
+    exact = [normalise(n) for n in names]
+    # words: every word of the wanted name appears in the heading ("Security and Safety Rules" ⊇ "safety").
+    wanted_words = [frozenset(n.split()) for n in exact]
+
+    def named(section: Section) -> bool:
+        if mode == "regex":
+            return any(p.search(section.title) for p in patterns)
+        if mode == "exact":
+            return section.name in exact
+        return any(bool(w) and w <= frozenset(section.name.split()) for w in wanted_words)
+
     for section in sections:
-        if section.kind != "preamble" and test(section):
+        if section.kind != "preamble" and named(section):
             return section
     if preamble_as is not None and normalise(preamble_as) in (normalise(n) for n in names):
         return next((s for s in sections if s.kind == "preamble"), None)

@@ -106,8 +106,8 @@ def parse_sections(text: str, *, labels: bool = True) -> list[Section]:
             if later[2] <= level:
                 stop = later[0]
                 break
-        line = text.count("\n", 0, start) + 1
-        sections.append(Section(normalise(title), title, line, text[end:stop].strip(), kind, level, start))
+        number = text.count("\n", 0, start) + 1
+        sections.append(Section(normalise(title), title, number, text[end:stop].strip(), kind, level, start))
     sections.extend(_tags(text, code, starts))
     first = min([s.start for s in sections], default=len(text))
     preamble = text[:first].strip()

@@ -125,13 +125,14 @@ _SSN_EXAMPLES = frozenset({"078-05-1120", "219-09-9999", "123-45-6789", "000-00-
 _NINO = re.compile(r"\b(?!BG|GB|NK|KN|TN|NT|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b")
 
 _IBAN = re.compile(r"\b([A-Z]{2})(\d{2})((?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?)\b")
-_IBAN_LENGTHS = dict(
-    (item[:2], int(item[2:])) for item in (
-        "AD24 AE23 AL28 AT20 AZ28 BA20 BE16 BG22 BH22 BI27 BR29 BY28 CH21 CR22 CY28 CZ24 DE22 DJ27 DK18 DO28 EE20 "
-        "EG29 ES24 FI18 FK18 FO18 FR27 GB22 GE22 GI23 GL18 GR27 GT28 HR21 HU28 IE22 IL23 IQ23 IS26 IT27 JO30 KW30 "
-        "KZ20 LB28 LC32 LI21 LT20 LU20 LV21 LY25 MC27 MD24 ME22 MK19 MN20 MR27 MT31 MU30 NI28 NL18 NO15 OM23 PK24 "
-        "PL28 PS29 QA29 RO24 RS22 RU33 SA24 SC31 SD18 SE24 SI19 SK24 SM27 SO23 ST25 SV28 TL23 TN24 TR26 UA29 VA22 "
-        "VG24 XK20 YE30").split())
+_IBAN_COUNTRIES = (  # country code and IBAN length, as the SWIFT IBAN registry lists them
+    "AD24 AE23 AL28 AT20 AZ28 BA20 BE16 BG22 BH22 BI27 BR29 BY28 CH21 CR22 CY28 CZ24 DE22 DJ27 DK18 DO28 EE20 "
+    "EG29 ES24 FI18 FK18 FO18 FR27 GB22 GE22 GI23 GL18 GR27 GT28 HR21 HU28 IE22 IL23 IQ23 IS26 IT27 JO30 KW30 "
+    "KZ20 LB28 LC32 LI21 LT20 LU20 LV21 LY25 MC27 MD24 ME22 MK19 MN20 MR27 MT31 MU30 NI28 NL18 NO15 OM23 PK24 "
+    "PL28 PS29 QA29 RO24 RS22 RU33 SA24 SC31 SD18 SE24 SI19 SK24 SM27 SO23 ST25 SV28 TL23 TN24 TR26 UA29 VA22 "
+    "VG24 XK20 YE30"
+)
+_IBAN_LENGTHS = {item[:2]: int(item[2:]) for item in _IBAN_COUNTRIES.split()}
 # The examples printed by the ECBS/SWIFT IBAN registry and by most banks' documentation.
 _IBAN_EXAMPLES = frozenset({"GB82WEST12345698765432", "DE89370400440532013000", "FR1420041010050500013M02606",
                             "NL91ABNA0417164300", "GB29NWBK60161331926819", "ES9121000418450200051332",
@@ -157,7 +158,8 @@ _KEYS: Sequence[tuple[str, str, re.Pattern[str]]] = [
 _PLACEHOLDER_KEY = re.compile(r"example|xxxx|your|placeholder|dummy|fake|redacted|sample|insert|replace|\.\.\.|<|\*{3}",
                               re.IGNORECASE)
 # jwt.io's sample token signature; AWS's documented secret key.
-_DOCUMENTED_KEYS = frozenset({"SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"})
+_DOCUMENTED_KEYS = frozenset({"SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c",
+                              "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"})
 
 
 def _email(match: re.Match[str]) -> bool:
@@ -198,7 +200,8 @@ def _card_shape(text: str, separator: str) -> bool:
     if not separator:
         return True
     groups = [len(g) for g in text.split(separator)]
-    return all(g == 4 for g in groups[:-1]) and 1 <= groups[-1] <= 4 or groups[:2] == [4, 6] and len(groups) == 3
+    return ((all(g == 4 for g in groups[:-1]) and 1 <= groups[-1] <= 4)
+            or (groups[:2] == [4, 6] and len(groups) == 3))
 
 
 def _iban(country: str, check: str, rest: str) -> bool:
