@@ -176,13 +176,14 @@ def _check(doc: Document, config: LintConfig, users: list[SuiteInfo], suite: Sui
     jinja = False
     if doc.kind in ("prompt", "messages"):
         text = doc.prompt_text if doc.prompt_text is not None else doc.text
-        suffix = Path(doc.path).suffix.lower()
+        name = doc.path.rsplit("/", 1)[-1]
+        suffix = name[name.rfind("."):].lower() if "." in name.lstrip(".") else ""
         used_by = min((u.path for u in users), default=None)
         engine = detect(text, doc.path, config, used_by, markdown=suffix in MARKDOWN_LIKE)
         jinja = engine.checked
+        search = search_path(doc.path, config)
         if jinja:
             found.extend(_rules.check_variables(doc, users))
-            search = search_path(doc.path, config)
             doc.composed = compose(text, doc.path, search)
         elif engine.name != "none":
             notes.append(Note(doc.path, f"{ENGINE_NAMES.get(engine.name, engine.name)} template ({engine.reason}): "
@@ -192,7 +193,8 @@ def _check(doc: Document, config: LintConfig, users: list[SuiteInfo], suite: Sui
         found.extend(_rules.check_removed_sections(doc, base_text, config))
     if suite is not None:
         found.extend(_rules.check_suite_variables(doc, suite))
-    found.extend(_rules.check_token_budget(doc, config, users, jinja, search_path(doc.path, config)))
+    if config.token_budget:
+        found.extend(_rules.check_token_budget(doc, config, users, jinja, search_path(doc.path, config)))
     found.extend(_rules.check_model_ids(doc, config, today))
     found.extend(_rules.check_tools(doc, config))
     found.extend(_rules.check_pii(doc))

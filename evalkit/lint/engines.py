@@ -96,11 +96,12 @@ def detect(text: str, path: str, config: LintConfig, used_by: str | None = None,
     if suffix == ".prompty":
         named = front_matter_engine(text) or "jinja2"
         return Engine("jinja2" if named in ("jinja2", "jinja") else named, f"prompty template: {named}")
-    if not _DELIMITER.search(text):
+    if "{{" not in text and "{%" not in text and "{#" not in text:
         return Engine("none", "no template tags")
-    seen = prose(text) if markdown else text
-    if not _DELIMITER.search(seen):
+    seen = _tags_in_prose(text, markdown)
+    if not seen:
         return Engine("none", "template tags only inside code")
+    # The markers are looked for in the tags alone (a few hundred characters), not in the whole text.
     for name, pattern in (("go", _GO), ("semantic-kernel", _SK), ("handlebars", _HANDLEBARS),
                           ("mustache", _MUSTACHE), ("liquid", _LIQUID), ("django", _DJANGO)):
         found = pattern.search(seen)
@@ -109,6 +110,30 @@ def detect(text: str, path: str, config: LintConfig, used_by: str | None = None,
     if _JINJA.search(seen):
         return Engine("jinja2", "detected jinja2 tags")
     return Engine("none", "braces that are no engine's tags")
+
+
+_TAG_OPENING = re.compile(r"\{[{%#][^\n]{0,200}")
+
+
+def _tags_in_prose(text: str, markdown: bool) -> str:
+    """Each ``{{``/``{%``/``{#`` with the rest of its line, outside code (for Markdown-like files), one a line."""
+    fences = _fenced_ranges(text) if markdown and ("```" in text or "~~~" in text) else []
+    found = []
+    for match in _TAG_OPENING.finditer(text):
+        start = match.start()
+        if fences and any(a <= start < b for a, b in fences):
+            continue
+        if markdown:
+            line_start = text.rfind("\n", 0, start) + 1
+            before = text[line_start:start]
+            if before.count("`") % 2 == 1:  # inside an inline code span
+                continue
+        found.append(match.group())
+    return "\n".join(found)
+
+
+def _fenced_ranges(text: str) -> list[tuple[int, int]]:
+    return [(m.start(), m.end()) for m in _FENCED.finditer(text)]
 
 
 # ---- exact, fast jinja2 parse ------------------------------------------------------------------------------
@@ -159,24 +184,55 @@ def reduce(text: str) -> str | None:
     """
     out: list[str] = []
     position = 0
+    crlf = "\r" if "\r" in text else None  # without a carriage return, a line break is one "\n"
     for match in _TAG_SPAN.finditer(text):
         tag = match.group()
         if _UNSAFE_IN_TAG.search(tag, 2, len(tag) - 2):
             return None
         if match.start() > position:
-            out.append("".join(_NEWLINES.findall(text, position, match.start())))
+            out.append("\n" * text.count("\n", position, match.start()) if crlf is None else
+                       "".join(_NEWLINES.findall(text, position, match.start())))
         out.append(tag)
         position = match.end()
-    out.append("".join(_NEWLINES.findall(text, position)))
+    out.append("\n" * text.count("\n", position) if crlf is None else "".join(_NEWLINES.findall(text, position)))
     return "".join(out)
 
 
 @dataclass(frozen=True)
 class Parsed:
-    """A jinja2 parse: the tree, or the syntax error's line and message."""
+    """A jinja2 parse: the tree, or the syntax error's line and message (or, for a template whose only tags are
+    ``{{ name }}``, the names and their lines without building a tree)."""
 
     ast: Any = None
     error: tuple[int, str] | None = None
+    names: dict[str, int] | None = None
+
+
+_SIMPLE_VARIABLE = re.compile(r"\{\{-?\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:-\}\}\s*|\}\})")
+_NOT_NAMES = frozenset({"true", "false", "none", "True", "False", "None", "and", "or", "not", "in", "is", "if",
+                        "else"})
+
+
+def _simple(text: str) -> dict[str, int] | None:
+    """Names → first line, when every tag the lexer would find is ``{{ name }}``; else None.
+
+    Walks the text as jinja2's lexer does (data up to the leftmost ``{{``/``{%``/``{#``, then the tag), so
+    ``{{{ x }}`` or a ``{%`` anywhere sends the text to the real parser. Such a template always parses, and its
+    tree holds exactly these names on these lines.
+    """
+    if "{%" in text or "{#" in text or "\r" in text:
+        return None
+    names: dict[str, int] = {}
+    position = 0
+    while True:
+        start = text.find("{{", position)
+        if start < 0:
+            return names
+        match = _SIMPLE_VARIABLE.match(text, start)
+        if match is None or match.group(1) in _NOT_NAMES:
+            return None
+        names.setdefault(match.group(1), text.count("\n", 0, start) + 1)
+        position = match.end()
 
 
 @functools.lru_cache(maxsize=512)
@@ -184,6 +240,9 @@ def parse(text: str) -> Parsed:
     """jinja2's verdict on ``text`` (as ``jinja2.Environment().parse`` gives it)."""
     import jinja2
 
+    simple = _simple(text)
+    if simple is not None:
+        return Parsed(names=simple)
     env = environment()
     reduced = reduce(text)
     try:
@@ -201,6 +260,10 @@ def variables(parsed: Parsed) -> dict[str, int]:
     """Undeclared variables → first line used (names the template binds, and jinja2's globals, excluded)."""
     from jinja2 import nodes
 
+    if parsed.names is not None:
+        implicit = {"loop", "caller", "varargs", "kwargs"}
+        found = {n: line for n, line in parsed.names.items() if n not in environment().globals and n not in implicit}
+        return dict(sorted(found.items(), key=lambda item: (item[1], item[0])))
     ast = parsed.ast
     if ast is None:
         return {}

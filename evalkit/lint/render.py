@@ -9,6 +9,7 @@ then in ``lint.template_paths``; jinja2's loader refuses names that climb out of
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ MAX_DEPTH = 10
 
 def search_path(path: str, config: LintConfig) -> tuple[str, ...]:
     """Where a file's includes are looked up: its own folder, then the configured folders."""
-    return (str(Path(path).parent), *config.template_paths)
+    return (os.path.dirname(path) or ".", *config.template_paths)
 
 
 @functools.lru_cache(maxsize=64)

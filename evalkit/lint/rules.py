@@ -122,14 +122,17 @@ def read_suite(path: str) -> SuiteInfo | None:
     return info
 
 
-def template_variables(text: str) -> tuple[dict[str, int], tuple[int, str] | None]:
-    """Undeclared variables → first line used, found by jinja2's parser; or a syntax error (line, message)."""
+def template_variables(text: str, names: bool = True) -> tuple[dict[str, int], tuple[int, str] | None]:
+    """Undeclared variables → first line used, found by jinja2's parser; or a syntax error (line, message).
+
+    ``names=False``: the verdict only (walking the tree for names costs more than the parse).
+    """
     if "{{" not in text and "{%" not in text and "{#" not in text:
         return {}, None
     parsed = engines.parse(text)
     if parsed.error is not None:
         return {}, parsed.error
-    return engines.variables(parsed), None
+    return (engines.variables(parsed) if names else {}), None
 
 
 def _column(doc: Document, line: int, needle: str) -> int:
@@ -219,7 +222,7 @@ def check_removed_sections(doc: Document, base_text: str | None, config: LintCon
 def check_variables(doc: Document, users: Sequence[SuiteInfo]) -> Iterator[Finding]:
     """template-syntax and undefined-variable for a jinja2 template file, against the suites that use it."""
     text = doc.prompt_text if doc.prompt_text is not None else doc.text
-    used, error = template_variables(text)
+    used, error = template_variables(text, names=bool(users))
     if error is not None:
         line, message = error
         yield _finding(doc, line, 1, "template-syntax", "error", f"jinja2: {message}")
