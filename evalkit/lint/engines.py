@@ -180,20 +180,23 @@ def reduce(text: str) -> str | None:
     """The text with what lies between tags replaced by its line breaks; None when that is not provably exact.
 
     Exact when every tag the regex finds is the lexer's: no quotes (a string may hold a closing delimiter), no
-    braces besides the delimiters (the lexer balances them), no ``raw`` (its body is not lexed).
+    braces besides the delimiters (the lexer balances them), no ``raw`` (its body is not lexed), and no
+    opening delimiter left between the tags (an unclosed ``{{`` the regex could not pair).
     """
     out: list[str] = []
     position = 0
     crlf = "\r" if "\r" in text else None  # without a carriage return, a line break is one "\n"
     for match in _TAG_SPAN.finditer(text):
         tag = match.group()
-        if _UNSAFE_IN_TAG.search(tag, 2, len(tag) - 2):
-            return None
+        if _UNSAFE_IN_TAG.search(tag, 2, len(tag) - 2) or _DELIMITER.search(text, position, match.start()):
+            return None  # a quote or brace in a tag, or a delimiter the regex left in data (`{{x}` unclosed)
         if match.start() > position:
             out.append("\n" * text.count("\n", position, match.start()) if crlf is None else
                        "".join(_NEWLINES.findall(text, position, match.start())))
         out.append(tag)
         position = match.end()
+    if _DELIMITER.search(text, position):
+        return None
     out.append("\n" * text.count("\n", position) if crlf is None else "".join(_NEWLINES.findall(text, position)))
     return "".join(out)
 
@@ -247,13 +250,14 @@ def parse(text: str) -> Parsed:
     reduced = reduce(text)
     try:
         return Parsed(ast=env.parse(reduced if reduced is not None else text))
-    except jinja2.TemplateSyntaxError:
-        if reduced is not None:  # messages may carry character offsets: take them from the text itself
-            try:
-                return Parsed(ast=env.parse(text))
-            except jinja2.TemplateSyntaxError as full:
-                exc = full
-        return Parsed(error=(exc.lineno or 1, exc.message or "syntax error"))
+    except jinja2.TemplateSyntaxError as first:
+        error = first
+    if reduced is not None:  # messages may carry character offsets: take them from the text itself
+        try:
+            return Parsed(ast=env.parse(text))
+        except jinja2.TemplateSyntaxError as full:
+            error = full
+    return Parsed(error=(error.lineno or 1, error.message or "syntax error"))
 
 
 def variables(parsed: Parsed) -> dict[str, int]:

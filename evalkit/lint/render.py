@@ -33,7 +33,10 @@ def _environment(search: tuple[str, ...]) -> Any:
 
     from evalkit.template import sandbox
 
-    return sandbox().overlay(loader=jinja2.FileSystemLoader(list(search)) if search else None)
+    # Variables no case supplies render empty (and so do their attributes), so that the whole template runs:
+    # a missing variable is undefined-variable's finding, and must not hide what comes after it.
+    return sandbox().overlay(loader=jinja2.FileSystemLoader(list(search)) if search else None,
+                             undefined=jinja2.ChainableUndefined)
 
 
 def render_for_budget(text: str, values: Mapping[str, Any], search: Sequence[str],

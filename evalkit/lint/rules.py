@@ -297,7 +297,8 @@ def check_token_budget(doc: Document, config: LintConfig, users: Sequence[SuiteI
 
 
 # A model id is called when it is the value of a model setting; anywhere else (a heading, prose) it is mentioned.
-_CALL_CONTEXT = re.compile(r"""(?:\bmodel|\bmodel_?(?:name|id)|\bengine|\bdeployment(?:_?name)?|\bllm)["']?\s*[:=]\s*"""
+# An Azure deployment name is a label its owner chose (the model version behind it is pinned in Azure): not one.
+_CALL_CONTEXT = re.compile(r"""(?<![A-Za-z])(?:model(?:_?name|_?id)?|engine|llm)["']?\s*[:=]\s*"""
                            r"""["']?(?:[\w.-]+/)?$""", re.IGNORECASE)
 
 
