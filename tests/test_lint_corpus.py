@@ -67,9 +67,12 @@ def test_verdicts_lines_and_variables_equal_jinja2s_own_parse(path: Path) -> Non
     try:
         reference = jinja2.Environment().parse(text)
     except jinja2.TemplateSyntaxError as exc:
-        assert ours.error == (exc.lineno, exc.message)
+        expected_error: tuple[int, str | None] | None = (exc.lineno, exc.message)
+    else:
+        expected_error = None
+    assert ours.error == expected_error
+    if expected_error is not None:
         return
-    assert ours.error is None
     from jinja2 import meta, nodes
 
     expected = meta.find_undeclared_variables(reference) - set(jinja2.Environment().globals)
@@ -93,7 +96,7 @@ def _planted(tmp: Path) -> dict[str, str]:
         return f"prompts/{name}"
 
     pf = "promptflow/examples/flows"
-    planted = {
+    return {
         copy(f"{pf}/standard/web-classification/classify_with_llm.jinja2", "classify.jinja2",
              lambda t: t.replace("{% endfor %}", "")): "template-syntax",
         copy(f"{pf}/chat/chat-basic/chat.jinja2", "chat.jinja2",
@@ -117,7 +120,6 @@ def _planted(tmp: Path) -> dict[str, str]:
         copy(f"{pf}/standard/basic-with-builtin-llm/hello.jinja2", "hello.jinja2",
              lambda t: t + "\nAnswer in the voice of {{ persona }}.\n"): "undefined-variable",
     }
-    return planted
 
 
 def test_every_planted_defect_in_a_real_template_is_caught(write, tmp_path: Path) -> None:
@@ -189,5 +191,5 @@ def test_findings_are_the_same_under_every_hash_seed(write, tmp_path: Path) -> N
         (2, "section 'refusal_handling' has 2 characters of text; expected at least 30"),
         (4, "section 'Guardrails' has 5 characters of text; expected at least 30"),
         (8, "possible e-mail address (an***************om)"),
-        (8, "possible e-mail address (an*********br)"),
+        (8, "possible e-mail address (an**********br)"),
     ]
