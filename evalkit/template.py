@@ -225,6 +225,8 @@ def render_limited(source: str, values: Mapping[str, Any], limits: RenderLimits 
         return "".join(out)
     except RecursionError:
         raise LimitExceeded("recursion too deep") from None
+    except OverflowError as exc:  # the sandbox's range() above MAX_RANGE, or an integer too large for a float
+        raise LimitExceeded(str(exc)) from None
     except MemoryError:
         raise LimitExceeded("out of memory") from None
     finally:

@@ -47,7 +47,7 @@ _DJANGO = re.compile(r"\{%-?\s*(?:url|csrf_token|load|static|trans|blocktrans|en
 _JINJA = re.compile(r"\{%-?\s*(?:if|for|set|macro|block|extends|include|import|from|raw|filter|with|call|elif|else|"
                     r"endif|endfor|endmacro|endblock|endset|endraw|endfilter|endwith|endcall|do|break|continue|"
                     r"autoescape|endautoescape|trans)\b|\{\{-?\s*[A-Za-z_][\w.]*(?:\[[^\]]*\])?\s*(?:\|[^}]*)?-?\}\}"
-                    r"|\{#")
+                    r"|\{\{-?\s*[A-Za-z_][\w.]*\s*\(|\{#")
 
 
 @dataclass(frozen=True)
