@@ -12,7 +12,7 @@ import pytest
 
 from evalkit import TemplateError
 from evalkit.lint import lint
-from evalkit.template import RenderLimits, Template, parse_template
+from evalkit.template import RenderLimits, parse_template
 
 QUICK = RenderLimits(seconds=0.5, output_chars=100_000)
 
