@@ -87,6 +87,8 @@ def detect(text: str, path: str, config: LintConfig, used_by: str | None = None,
             return Engine(entry["engine"], "lint.templates")
     if used_by is not None:
         return Engine("jinja2", f"rendered by {used_by}")
+    if "{{" not in text and "{%" not in text and "{#" not in text:
+        return Engine("none", "no template tags")
     lower = path.lower()
     suffix = lower[lower.rfind("."):] if "." in lower.rsplit("/", 1)[-1] else ""
     if suffix in JINJA_SUFFIXES:

@@ -75,7 +75,7 @@ def _encoding(name: str) -> tuple[Any, str]:
         original = tiktoken.load.read_file
 
         def offline(blobpath: str) -> bytes:
-            raise OSError(f"{name} BPE file is not packaged or cached (not downloaded: counting stays offline)")
+            raise OSError("BPE file not packaged or cached; not downloaded, counting stays offline")
 
         tiktoken.load.read_file = offline
         try:
