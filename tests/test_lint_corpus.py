@@ -193,3 +193,20 @@ def test_findings_are_the_same_under_every_hash_seed(write, tmp_path: Path) -> N
         (8, "possible e-mail address (an***************om)"),
         (8, "possible e-mail address (an**********br)"),
     ]
+
+
+def test_required_sections_on_the_fabric_patterns_flag_only_files_that_lack_them(write, tmp_path: Path) -> None:
+    shutil.copytree(CORPUS / "fabric", tmp_path / "fabric")
+    write("evalkit.yaml", 'lint:\n  required_sections: [{glob: "fabric/**/system.md", sections: [Identity, '
+                          'Output]}]\n')
+    report = lint(["fabric"], today=TODAY)
+    # Reviewed by hand: extract_domains, identify_dsrp_systems ("# Your Response") and solve_with_cot have no
+    # output section, tweet has no heading at all; the other 41 write "# OUTPUT", "# OUTPUT INSTRUCTIONS",
+    # "## Output Format", "**OUTPUT**" or "IDENTITY and PURPOSE" in their own way and pass.
+    assert [(Path(f.path).parent.name, f.message.split(" is missing")[0]) for f in report.findings] == [
+        ("extract_domains", "required section 'Output'"),
+        ("identify_dsrp_systems", "required section 'Output'"),
+        ("solve_with_cot", "required section 'Output'"),
+        ("tweet", "required section 'Identity'"),
+        ("tweet", "required section 'Output'"),
+    ]

@@ -19,6 +19,7 @@ FOUND = [
     ("call (415) 867-5309 today", "phone number"),
     ("call 415 867 5309 today", "phone number"),
     ("call +1 212 867 5309", "phone number"),
+    ("on WhatsApp: +1 2128675309.", "phone number"),
     ("appelez le 06 12 34 56 78", "phone number"),
     ("ou le +33 6 12 34 56 78", "phone number"),
     ("ring +44 20 7946 0958", "phone number"),

@@ -7,7 +7,8 @@ Precision first, because a detector that cries wolf gets switched off:
   (``_____@gmail.com``, ``your.name@…``) and git's ``git@host`` remotes are not addresses of anyone;
 - payment card: issuer prefix and length (Visa, Mastercard, Amex, Discover, JCB, Diners, UnionPay, Maestro),
   then Luhn; separators must be consistent; documented test cards (``4111 1111 1111 1111``) are skipped;
-- phone: North American numbers with a valid area code and exchange, outside the fictional 555-0100…0199;
+- phone: North American numbers with a valid area code and exchange (written with separators, or compact
+  after ``+1``), outside the fictional 555-0100…0199;
   French numbers (``06 12 34 56 78``, ``+33 6 …``); other numbers only with a ``+`` country code;
 - IBAN: country length and the ISO 13616 mod-97 check; US SSN with the SSA's validity rules; UK NI numbers;
 - keys: OpenAI, Anthropic, AWS, GitHub, Slack, Google, GitLab, Stripe live, Hugging Face, JWTs and
@@ -117,6 +118,7 @@ _TEST_CARDS = frozenset({
 
 _NANP = re.compile(r"(?<![\w+.-])(?:\+?1[ .-]?)?(?:\(([2-9]\d\d)\)[ .-]?|([2-9]\d\d)([ .-]))([2-9]\d\d)([ .-])(\d{4})"
                    r"(?![\w-]|\.\d)")
+_NANP_COMPACT = re.compile(r"(?<![\w+])\+1[ .-]?()([2-9]\d\d)()([2-9]\d\d)()(\d{4})(?![\w-]|\.\d)")
 _FRENCH = re.compile(r"(?<![\w+.-])(?:\+33[ .]?(?:\(0\)[ .]?)?|0)[1-9](?:([ .-]?)\d{2})(?:\1\d{2}){3}(?![\w-]|\.\d)")
 _INTERNATIONAL = re.compile(r"(?<![\w+])\+[1-9]\d{0,2}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]\d{2,4}){1,4}"
                             r"(?![\w-]|\.\d)")
@@ -223,7 +225,7 @@ def _ssn(match: re.Match[str]) -> bool:
 def _nanp(match: re.Match[str]) -> bool:
     area = match.group(1) or match.group(2)
     exchange, line = match.group(4), match.group(6)
-    if match.group(3) is not None and match.group(3) != match.group(5):
+    if match.group(3) and match.group(3) != match.group(5):
         return False  # 415-555.0132: inconsistent separators are not a phone number as people write one
     if area[1:] == "11" or exchange[1:] == "11" or area == "555":
         return False
@@ -263,9 +265,10 @@ def find(text: str, allow: frozenset[str] = frozenset()) -> list[Match]:
         for m in _IBAN.finditer(text):
             if _iban(m.group(1), m.group(2), m.group(3)) and outside_urls(m.start()):
                 add("IBAN", m.start(), m.end())
-        for m in _NANP.finditer(text):
-            if _nanp(m) and outside_urls(m.start()):
-                add("phone number", m.start(), m.end())
+        for pattern in (_NANP, _NANP_COMPACT):
+            for m in pattern.finditer(text):
+                if _nanp(m) and outside_urls(m.start()):
+                    add("phone number", m.start(), m.end())
         for m in _FRENCH.finditer(text):
             if outside_urls(m.start()):
                 add("phone number", m.start(), m.end())
