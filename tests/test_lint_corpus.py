@@ -201,8 +201,8 @@ def test_required_sections_on_the_fabric_patterns_flag_only_files_that_lack_them
                           'Output]}]\n')
     report = lint(["fabric"], today=TODAY)
     # Reviewed by hand: extract_domains, identify_dsrp_systems ("# Your Response") and solve_with_cot have no
-    # output section, tweet has no heading at all; the other 41 write "# OUTPUT", "# OUTPUT INSTRUCTIONS",
-    # "## Output Format", "**OUTPUT**" or "IDENTITY and PURPOSE" in their own way and pass.
+    # output section, tweet has no heading at all; the other 41 have both, worded their own way ("# IDENTITY and
+    # PURPOSE", "## Identity", "# OUTPUT", "# OUTPUT INSTRUCTIONS", "## Output Format"), and pass.
     assert [(Path(f.path).parent.name, f.message.split(" is missing")[0]) for f in report.findings] == [
         ("extract_domains", "required section 'Output'"),
         ("identify_dsrp_systems", "required section 'Output'"),
