@@ -360,3 +360,17 @@ def test_parallel_and_serial_agree(write) -> None:
     finally:
         lint_module.PARALLEL_THRESHOLD = original
     assert parallel.findings == serial.findings and len(serial.findings) == 30
+
+
+def test_the_readme_example_config_is_valid(write) -> None:
+    from evalkit.lint.config import load_config
+    from evalkit.lint.rules import RULES
+
+    readme = (REPO / "README.md").read_text()
+    start = readme.index("```yaml", readme.index("**Speed.**")) + len("```yaml")
+    write("evalkit.yaml", readme[start:readme.index("```", start)])
+    write(".evalkit-pii-allow", "ana@gmail.com\n")
+    config = load_config(None, list(RULES))
+    assert (config.templates[0]["engine"], config.template_paths, config.render_seconds) == ("go", ("prompts/shared",),
+                                                                                              2.0)
+    assert config.pii_allow == frozenset({"ana@gmail.com"})
