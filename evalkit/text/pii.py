@@ -88,9 +88,9 @@ def load_allowlist(path: str | Path) -> frozenset[str]:
         value = line.split(" #", 1)[0].strip() if not line.lstrip().startswith("#") else ""
         if value:
             values.add(value)
-            digits = re.sub(r"[\s.()-]", "", value)
-            if digits != value:
-                values.add(digits)
+            compact = re.sub(r"[\s.()-]", "", value)
+            if "@" not in value and compact != value:  # 212 867 5309 also allows 2128675309
+                values.add(compact)
     return frozenset(values)
 
 
