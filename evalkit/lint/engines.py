@@ -31,7 +31,6 @@ ENGINE_NAMES = {"jinja2": "jinja2", "go": "Go text/template", "handlebars": "Han
 
 _DELIMITER = re.compile(r"\{[{%#]")
 _FENCED = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})[^\n]*\n.*?(?:^[ \t]{0,3}\1[ \t]*$|\Z)", re.MULTILINE | re.DOTALL)
-_INLINE = re.compile(r"`[^`\n]+`")
 _GO = re.compile(r"\{\{-?\s*(?:\.[A-Za-z_]|\$\.|range\s|end\s*-?\}\}|define\s|template\s\"|block\s\"|with\s\.|if\s+\.|"
                  r"if\s+(?:and|or|not|eq|ne|gt|lt)\s|else\s+if\s|-\s*\}\}|\$[A-Za-z_]\w*\s*:=)")
 _SK = re.compile(r"\{\{\s*\$[A-Za-z_]\w*\s*\}\}|\{\{\s*[A-Za-z_][\w-]*[.-][A-Za-z_]\w*\s+\$")
@@ -61,13 +60,6 @@ class Engine:
     @property
     def checked(self) -> bool:
         return self.name == "jinja2"
-
-
-def prose(text: str) -> str:
-    """The text without fenced code blocks and inline code spans (which quote templates, not use them)."""
-    if "```" in text or "~~~" in text:
-        text = _FENCED.sub("", text)
-    return _INLINE.sub("", text) if "`" in text else text
 
 
 def front_matter_engine(text: str) -> str | None:
