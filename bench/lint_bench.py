@@ -1,8 +1,13 @@
 """Times `evalkit lint` on 10,000 generated prompt files of 2-8 KB, plain and diff-aware (--base).
 
-The files are realistic prompts: Markdown sections, jinja2 variables, the odd e-mail address or model id.
+The files are realistic prompts: Markdown sections, jinja2 variables, the odd e-mail address or model id;
+the real prompts of tests/data/lint-corpus (jinja2, Go, Semantic Kernel, Handlebars, Markdown) are added.
 They are committed to a throwaway git repository; then 5% lose their safety section and 5% shrink, and
 the diff-aware run reads the base with one `git cat-file --batch`.
+
+Side by side, a bare baseline reads every file and counts its lines in one Python process: the ratio of
+lint to it is what the machine's load does not change much. CPU seconds (user + system) are printed beside
+wall time.
 
 Usage: python bench/lint_bench.py [--files 10000] [--limit 5] [--base-limit 15]
 """
@@ -11,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import random
+import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -49,13 +56,32 @@ def prompt(rng: random.Random, index: int) -> str:
     return text[: max(target, 2048)]
 
 
-def run(command: list[str], cwd: Path) -> tuple[float, str]:
+CORPUS = Path(__file__).resolve().parent.parent / "tests" / "data" / "lint-corpus"
+BASELINE = """
+import sys
+from pathlib import Path
+lines = 0
+for path in sorted(Path(sys.argv[1]).rglob("*")):
+    if path.is_file():
+        lines += path.read_text("utf-8").count("\\n")
+print(lines, "lines read")
+"""
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run(command: list[str], cwd: Path) -> tuple[float, float, str]:
+    """(wall seconds, CPU seconds of the command and its workers, last line of its output)."""
+    cpu = _cpu()
     start = time.perf_counter()
     done = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
     wall = time.perf_counter() - start
     if done.returncode not in (0, 4):
         raise SystemExit(f"{command} failed ({done.returncode}): {done.stderr[-2000:]}")
-    return wall, done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
+    return wall, _cpu() - cpu, done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
 
 
 def main() -> int:
@@ -74,6 +100,8 @@ def main() -> int:
             text = prompt(rng, i)
             total += len(text)
             (root / "prompts" / f"p{i:05d}.md").write_text(text)
+        if CORPUS.is_dir():
+            shutil.copytree(CORPUS, root / "prompts" / "corpus")
         (root / "evalkit.yaml").write_text(
             "lint:\n  required_sections:\n    - glob: \"prompts/*.md\"\n"
             "      sections: [Role, Policy, Safety, Output format]\n      min_chars: 20\n")
@@ -94,10 +122,12 @@ def main() -> int:
             start = text.find("## Policy")
             end = text.find("## Safety", start)
             path.write_text(text[:start] + "## Policy\nBe polite and follow every rule.\n\n" + text[end:])
-        plain, summary = run(evalkit, root)
-        print(f"{args.files:,} files, {total / 1e6:.1f} MB · lint: {plain:.2f} s · {summary}")
-        diff, summary = run([*evalkit, "--base", "HEAD"], root)
-        print(f"{args.files:,} files · lint --base HEAD: {diff:.2f} s · {summary}")
+        bare, bare_cpu, _ = run([sys.executable, "-c", BASELINE, "prompts"], root)
+        print(f"{args.files:,} files, {total / 1e6:.1f} MB · bare read: {bare:.2f} s ({bare_cpu:.2f} s CPU)")
+        plain, plain_cpu, summary = run(evalkit, root)
+        print(f"lint: {plain:.2f} s ({plain_cpu:.2f} s CPU, {plain / bare:.1f}× the bare read) · {summary}")
+        diff, diff_cpu, summary = run([*evalkit, "--base", "HEAD"], root)
+        print(f"lint --base HEAD: {diff:.2f} s ({diff_cpu:.2f} s CPU, {diff / bare:.1f}× the bare read) · {summary}")
     ok = plain <= args.limit and diff <= args.base_limit
     print(f"limits {args.limit:g} s / {args.base_limit:g} s · {'PASS' if ok else 'FAIL'}")
     return 0 if ok else 1

@@ -13,8 +13,8 @@ import pytest
 from evalkit import ConfigError, ExitCode
 from evalkit.cli import main
 from evalkit.lint import lint
-from evalkit.lint.pii import luhn
 from evalkit.report.lint import render_lint_github, render_lint_json, render_lint_sarif
+from evalkit.text.pii import luhn
 
 from .conftest import REPO
 
@@ -49,10 +49,10 @@ def test_required_sections_headings_tags_aliases_and_length(write) -> None:
     write("prompts/b.md", "<safety>Never share secrets with anyone at all.</safety>\n\n## Role\nShort.\n")
     report = lint(["prompts"], today=TODAY)
     assert [(f.path, f.line, f.message) for f in report.findings] == [
-        ("prompts/b.md", 1, "required section 'Output format' is missing (expected a '## Output Format' heading or "
-                            "a <output_format> tag)"),
-        ("prompts/b.md", 1, "required section 'Examples' is missing (expected a '## Examples' heading or a "
-                            "<examples> tag)"),
+        ("prompts/b.md", 1, "required section 'Examples' is missing (expected a '## Examples' heading, a "
+                            "<examples> tag or a 'Examples:' line)"),
+        ("prompts/b.md", 1, "required section 'Output format' is missing (expected a '## Output Format' heading, "
+                            "a <output_format> tag or a 'Output Format:' line)"),
         ("prompts/b.md", 3, "section 'Role' has 6 characters of text; expected at least 20"),
     ]
     assert report.exit_code == ExitCode.LINT_FAILED
@@ -88,8 +88,8 @@ def test_removing_the_example_safety_section_is_caught_with_base(repo: Path) -> 
     report = lint(base="HEAD", today=TODAY)
     assert [(f.rule, f.severity, f.message) for f in report.findings] == [
         ("removed-section", "error", "section 'Safety' (line 11 in the base, 262 characters) was removed"),
-        ("required-section", "error", "required section 'Safety' is missing (expected a '## Safety' heading or a "
-                                      "<safety> tag)"),
+        ("required-section", "error", "required section 'Safety' is missing (expected a '## Safety' heading, a "
+                                      "<safety> tag or a 'Safety:' line)"),
     ]
 
 
@@ -159,8 +159,9 @@ def test_model_ids(write, tmp_path: Path) -> None:
         models: [{id: acme-2027, status: deprecated, date: 2027-03-01}]
     """)
     write("evalkit.yaml", "lint:\n  model_ids: extra.yaml\n")
-    write("suites/m.yaml", "model: gpt-4o\nold: text-davinci-003\npinned: gpt-4o-2024-08-06\n"
-                           "alias: claude-3-5-sonnet-latest\nours: house-model\nsoon: acme-2027\n")
+    write("suites/m.yaml", "model: gpt-4o\nold: {model: text-davinci-003}\npinned: {model: gpt-4o-2024-08-06}\n"
+                           "alias: {model_name: claude-3-5-sonnet-latest}\nours: {engine: house-model}\n"
+                           "soon: {model: acme-2027}\nruns-on: ubuntu-latest\n")
     findings = [(f.line, f.severity, f.message) for f in lint(["suites/m.yaml"], today=TODAY).findings]
     assert findings == [
         (1, "warning", "floating model alias 'gpt-4o' moves to new snapshots without notice, so scores change "
@@ -171,6 +172,26 @@ def test_model_ids(write, tmp_path: Path) -> None:
         (5, "warning", "floating model alias 'house-model' moves to new snapshots without notice, so scores change "
                        "currency; pin a dated snapshot"),
         (6, "warning", "model 'acme-2027' is deprecated (retires 2027-03-01); move to a current snapshot"),
+    ]
+
+
+def test_model_ids_in_prose_are_mentions_not_calls(write) -> None:
+    write("prompts/about.md", "# Built on text-davinci-003\nPowered by gpt-4.5-preview. Ask o3 or gpt-4o anything;\n"
+                              "the CI runs on ubuntu-latest. Answers come from sonar.\n")
+    findings = [(f.line, f.column, f.severity, f.message) for f in lint(["prompts"], today=TODAY).findings]
+    assert findings == [
+        (1, 12, "note", "the text mentions model 'text-davinci-003', retired on 2024-01-04; a model setting naming it "
+                        "fails"),
+        (2, 12, "note", "the text mentions model 'gpt-4.5-preview', retired on 2025-07-14; a model setting naming it "
+                        "fails"),
+    ]
+    write("suites/p.yaml", "model: sonar\nfallback: {model: gemini-1.5-pro}\nnext: {model: gpt-4.1.}\n")
+    called = [(f.line, f.severity, f.message.split(";")[0]) for f in lint(["suites/p.yaml"], today=TODAY).findings]
+    assert called == [
+        (1, "warning", "floating model alias 'sonar' moves to new snapshots without notice, so scores change currency"),
+        (2, "error", "model 'gemini-1.5-pro' was retired on 2025-09-24"),
+        (3, "warning", "floating model alias 'gpt-4.1' moves to new snapshots without notice, so scores change "
+                       "currency"),
     ]
 
 
@@ -186,25 +207,37 @@ def test_dangling_tools(write) -> None:
     ]
 
 
+def test_tools_in_example_code_are_not_tools_and_prose_mentions_count(write) -> None:
+    write("evalkit.yaml", 'lint:\n  tools: [{glob: "prompts/*", catalog: [TodoWrite, web_search, lookup_order]}]\n')
+    write("prompts/p.md", "## Tools\nUse the TodoWrite tool to plan. Call web_search(query) for news; also the "
+                          "FileDelete tool.\n\n```python\ndef parse_date(value):\n    return format_result(value)\n"
+                          "```\nLook up orders with `lookup_order`.\n")
+    messages = [(f.line, f.severity, f.message) for f in lint(["prompts"], today=TODAY).findings]
+    assert messages == [
+        (2, "error", "the prompt names tool 'FileDelete', which is not in the tool catalog (TodoWrite, lookup_order, "
+                     "web_search)"),
+    ]
+
+
 def test_pii_is_found_redacted_and_luhn_checked(write) -> None:
     write("judges/anchors.jsonl", "\n".join([
-        '{"text": "mail me at jane.doe@example.com"}',
-        '{"text": "card 4111 1111 1111 1111 and not-a-card 4111 1111 1111 1112"}',
-        '{"text": "call +44 20 7946 0958 or (415) 555-0132"}',
-        '{"text": "ssn 123-45-6789, NI AB123456C (not the invalid sample QQ123456C)"}',
-        '{"text": "key sk-proj-abcdefghijklmnopqrstuvwxyz123456"}',
+        '{"text": "mail me at jane.roe@gmail.com (not jane.doe@example.com)"}',
+        '{"text": "card 4556 7375 8689 9855 and not-a-card 4556 7375 8689 9856"}',
+        '{"text": "call +44 20 7946 0958 or (415) 867-5309, not the fictional (415) 555-0132"}',
+        '{"text": "ssn 536-22-1234, NI AB123456C (not the invalid sample QQ123456C)"}',
+        '{"text": "key sk-proj-Zb3kQ9xW2mT7vL1pR8nY4cF6hJ0dS5aG"}',
     ]) + "\n")
     findings = lint(["judges"], today=TODAY).findings
     assert [(f.line, f.message) for f in findings] == [
-        (1, "possible e-mail address (ja****************om)"),
-        (2, "possible payment card number (41************11)"),
+        (1, "possible e-mail address (ja**************om)"),
+        (2, "possible payment card number (45************55)"),
         (3, "possible phone number (+4************58)"),
-        (3, "possible phone number ((4**********32)"),
-        (4, "possible national id number (12*******89)"),
-        (4, "possible national id number (AB*****6C)"),
-        (5, "possible API key (sk************************************56)"),
+        (3, "possible phone number ((4**********09)"),
+        (4, "possible US social security number (53*******34)"),
+        (4, "possible UK national insurance number (AB*****6C)"),
+        (5, "possible OpenAI API key (sk************************************aG)"),
     ]
-    assert all("jane.doe" not in f.snippet and "4111 1111 1111 1111" not in f.snippet for f in findings)
+    assert all("jane.roe" not in f.snippet and "4556 7375 8689 9855" not in f.snippet for f in findings)
     assert luhn("4111111111111111") and not luhn("4111111111111112")
 
 
@@ -235,14 +268,14 @@ def test_bad_files_are_findings_and_the_rest_is_still_linted(write, tmp_path: Pa
     (tmp_path / "prompts" / "latin1.md").write_bytes("## Role\ncaf\xe9\n".encode("latin-1"))
     (tmp_path / "prompts" / "blob.txt").write_bytes(b"\x89PNG\x00\x00binary")
     (tmp_path / "prompts" / "empty.md").write_text("  \n")
-    write("prompts/ok.md", "contact: someone@example.org\n")
+    write("prompts/ok.md", "contact: jane.roe@outlook.com\n")
     findings = [(f.path, f.line, f.severity, f.message) for f in lint(["prompts", "missing.md"], today=TODAY).findings]
     assert findings == [
         ("missing.md", 1, "error", "path does not exist"),
         ("prompts/blob.txt", 1, "error", "binary file (NUL bytes): not linted"),
         ("prompts/empty.md", 1, "warning", "empty file"),
         ("prompts/latin1.md", 2, "error", "expected UTF-8 text, got byte 0xe9 at offset 11: not linted"),
-        ("prompts/ok.md", 1, "error", "possible e-mail address (so***************rg)"),
+        ("prompts/ok.md", 1, "error", "possible e-mail address (ja****************om)"),
     ]
 
 
@@ -277,7 +310,7 @@ def test_messages_files_have_sections(write) -> None:
 
 
 def _failing_report(write):  # type: ignore[no-untyped-def]
-    write("prompts/a.md", "## Role\nmail x@example.com, model text-davinci-003\n")
+    write("prompts/a.md", "## Role\nmail xi@proton.me, model: text-davinci-003\n")
     return lint(["prompts"], today=TODAY)
 
 
@@ -290,13 +323,13 @@ def test_sarif_is_valid_against_the_sarif_2_1_0_schema(write) -> None:
     results = sarif["runs"][0]["results"]
     assert [r["ruleId"] for r in results] == ["pii", "model-id"]
     assert results[0]["locations"][0]["physicalLocation"]["region"] == {
-        "startLine": 2, "startColumn": 6, "snippet": {"text": "mail x@*********om, model text-davinci-003"}}
+        "startLine": 2, "startColumn": 6, "snippet": {"text": "mail xi********me, model: text-davinci-003"}}
 
 
 def test_github_and_json_formats(write) -> None:
     report = _failing_report(write)
     assert render_lint_github(report).splitlines() == [
-        "::error file=prompts/a.md,line=2,col=6,title=evalkit pii::possible e-mail address (x@*********om)",
+        "::error file=prompts/a.md,line=2,col=6,title=evalkit pii::possible e-mail address (xi********me)",
         "::error file=prompts/a.md,line=2,col=27,title=evalkit model-id::model 'text-davinci-003' was retired on "
         "2024-01-04; calls to it fail",
     ]
@@ -308,7 +341,7 @@ def test_cli_text_output_and_exit_code(write, capsys: pytest.CaptureFixture[str]
     _failing_report(write)
     assert main(["lint", "prompts"]) == ExitCode.LINT_FAILED
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == "prompts/a.md:2:6: error pii: possible e-mail address (x@*********om)"
+    assert out[0] == "prompts/a.md:2:6: error pii: possible e-mail address (xi********me)"
     assert out[-1] == "1 files linted: 2 errors, 0 warnings (config: (defaults))"
     assert main(["lint", "prompts", "--format", "sarif", "--output", "out.sarif"]) == ExitCode.LINT_FAILED
     assert json.loads(Path("out.sarif").read_text())["version"] == "2.1.0"
@@ -316,7 +349,7 @@ def test_cli_text_output_and_exit_code(write, capsys: pytest.CaptureFixture[str]
 
 def test_parallel_and_serial_agree(write) -> None:
     for i in range(30):
-        write(f"prompts/p{i}.md", f"## Role\nPrompt {i} for {{{{ name }}}}; mail p{i}@example.com\n")
+        write(f"prompts/p{i}.md", f"## Role\nPrompt {i} for {{{{ name }}}}; mail pat{i}@gmail.com\n")
     serial = lint(["prompts"], today=TODAY, workers=1)
     from evalkit import lint as lint_module
 
@@ -327,3 +360,17 @@ def test_parallel_and_serial_agree(write) -> None:
     finally:
         lint_module.PARALLEL_THRESHOLD = original
     assert parallel.findings == serial.findings and len(serial.findings) == 30
+
+
+def test_the_readme_example_config_is_valid(write) -> None:
+    from evalkit.lint.config import load_config
+    from evalkit.lint.rules import RULES
+
+    readme = (REPO / "README.md").read_text()
+    start = readme.index("```yaml", readme.index("**Speed.**")) + len("```yaml")
+    write("evalkit.yaml", readme[start:readme.index("```", start)])
+    write(".evalkit-pii-allow", "ana@gmail.com\n")
+    config = load_config(None, list(RULES))
+    assert (config.templates[0]["engine"], config.template_paths, config.render_seconds) == ("go", ("prompts/shared",),
+                                                                                              2.0)
+    assert config.pii_allow == frozenset({"ana@gmail.com"})

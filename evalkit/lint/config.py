@@ -55,6 +55,14 @@ class LintConfig:
     required: tuple[Pattern, ...] = ()
     model_ids: str | None = None
     overrides: tuple[Mapping[str, Any], ...] = ()
+    templates: tuple[Mapping[str, Any], ...] = ()
+    """``{glob, engine}``: the template engine of matching files (the last matching entry wins)."""
+    template_paths: tuple[str, ...] = ()
+    """Folders ``{% include %}`` names are looked up in after the including file's own folder."""
+    render_seconds: float = 2.0
+    render_output_chars: int = 1_000_000
+    pii_allow: frozenset[str] = frozenset()
+    """Values the pii rule never reports (``lint.pii.allowlist``)."""
 
     def severity_for(self, rule: str, path: str, default: str) -> str:
         """The rule's severity for this file: default, then config, then the last matching override."""
@@ -110,6 +118,29 @@ def load_config(path: str | Path | None, known_rules: Sequence[str]) -> LintConf
             out.append(Pattern(as_globs(item["glob"]), regex, item.get("message", "")))
         return tuple(out)
 
+    pii_allow: frozenset[str] = frozenset()
+    allowlist = lint.get("pii", {}).get("allowlist")
+    if allowlist is not None:
+        from evalkit.text.pii import load_allowlist
+
+        file = Path(allowlist) if Path(allowlist).is_absolute() else target.parent / allowlist
+        try:
+            pii_allow = load_allowlist(file)
+        except (OSError, UnicodeDecodeError) as exc:
+            at = schema.where(display, locate(("lint", "pii", "allowlist")))
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            raise ConfigError(f"{at}: lint.pii.allowlist: expected a readable UTF-8 file, got {allowlist!r} "
+                              f"({reason})") from None
+    for index, entry in enumerate(lint.get("required_sections", [])):
+        if entry.get("match") == "regex":
+            for name in entry["sections"]:
+                try:
+                    re.compile(name)
+                except re.error as exc:
+                    at = schema.where(display, locate(("lint", "required_sections", index, "sections")))
+                    raise ConfigError(f"{at}: lint.required_sections[{index}].sections: expected valid regular "
+                                      f"expressions (match: regex), got {name!r} ({exc})") from None
+    render = lint.get("render", {})
     return LintConfig(
         source=display,
         paths=tuple(lint["paths"]) if "paths" in lint else LintConfig.paths,
@@ -123,4 +154,9 @@ def load_config(path: str | Path | None, known_rules: Sequence[str]) -> LintConf
         required=patterns("required_patterns"),
         model_ids=lint.get("model_ids"),
         overrides=tuple(lint.get("overrides", ())),
+        templates=tuple(lint.get("templates", ())),
+        template_paths=tuple(lint.get("template_paths", ())),
+        render_seconds=float(render.get("seconds", 2.0)),
+        render_output_chars=int(render.get("output_chars", 1_000_000)),
+        pii_allow=pii_allow,
     )

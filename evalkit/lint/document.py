@@ -1,38 +1,25 @@
-"""A file as the linter reads it: text, kind, sections, inline suppressions, and line/column lookup."""
+"""A file as the linter reads it: text, kind, sections, personal data, suppressions, bounded redacted snippets."""
 
 from __future__ import annotations
 
 import bisect
-import functools
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
-PROMPT_SUFFIXES = (".md", ".markdown", ".txt", ".j2", ".jinja", ".jinja2", ".prompt", ".tmpl")
+from evalkit.lint.sections import Section, normalise, parse_sections
+from evalkit.text.pii import Match, find, redact_spans
+
+__all__ = ["Document", "Section", "normalise", "parse_sections"]
+
+PROMPT_SUFFIXES = (".md", ".markdown", ".txt", ".j2", ".jinja", ".jinja2", ".prompt", ".tmpl", ".gotmpl", ".prompty",
+                   ".mustache", ".hbs", ".handlebars", ".mdc", ".liquid", ".njk")
 STRUCTURED_SUFFIXES = (".yaml", ".yml", ".json")
 DATA_SUFFIXES = (".jsonl", ".csv")
+SNIPPET_CHARS = 200
+"""Snippets are at most this long (cut around the finding's column): a 40 KB line never reaches a report."""
 
-_HEADING = re.compile(r"(#{1,6})[ \t]+([^\n]+)")
-_TAG = re.compile(r"<([A-Za-z][\w-]*)>(.*?)</\1>", re.DOTALL)
 _SUPPRESS = re.compile(r"evalkit:\s*disable=([\w,-]+)[ \t]*(.*?)(?:-->|\*/|$)", re.MULTILINE)
-
-
-@functools.lru_cache(maxsize=4096)
-def normalise(name: str) -> str:
-    """Section names compare case-insensitively, with ``_``/``-``/punctuation folded to spaces."""
-    return " ".join(re.sub(r"[^\w\s]|_", " ", name.casefold()).split())
-
-
-@dataclass(frozen=True)
-class Section:
-    """A Markdown heading or an XML-style tag with the text it holds."""
-
-    name: str
-    """Normalised name (``output format``)."""
-    title: str
-    """As written (``## Output format`` → ``Output format``; ``<safety>`` → ``safety``)."""
-    line: int
-    body: str
 
 
 @dataclass(frozen=True)
@@ -53,7 +40,10 @@ class Document:
     """``prompt`` (Markdown/text/jinja), ``messages`` (a YAML/JSON message list), ``suite``, ``data``."""
     prompt_text: str | None = None
     """For ``messages``: the message contents; for ``prompt``: the text itself."""
-    parsed: object = None
+    allow: frozenset[str] = frozenset()
+    """Values the pii detector does not report (``lint.pii.allowlist``)."""
+    composed: str | None = None
+    """The prompt with its ``{% include %}``s spliced in (set by the engine when there are any)."""
     _line_starts: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -67,25 +57,50 @@ class Document:
         return line, offset - self._line_starts[line - 1] + 1
 
     def line_text(self, line: int) -> str:
-        lines = self.text.splitlines()
-        return lines[line - 1] if 0 < line <= len(lines) else ""
+        """The raw line (never put it in a report: :meth:`snippet` redacts and bounds it)."""
+        if not 0 < line <= len(self._line_starts):
+            return ""
+        start = self._line_starts[line - 1]
+        end = self._line_starts[line] - 1 if line < len(self._line_starts) else len(self.text)
+        return self.text[start:end].rstrip("\r")
+
+    @cached_property
+    def pii(self) -> list[Match]:
+        """Personal data and secrets anywhere in the file (every rule's snippets are redacted with these)."""
+        return find(self.text, self.allow)
+
+    def snippet(self, line: int, column: int = 1) -> str:
+        """The line with every personal value on it redacted, cut to :data:`SNIPPET_CHARS` around ``column``."""
+        if not 0 < line <= len(self._line_starts):
+            return ""
+        start = self._line_starts[line - 1]
+        text = self.line_text(line)
+        end = start + len(text)
+        matches = [m for m in self.pii if m.start < end and m.end > start]
+        shown = redact_spans(text, matches, start) if matches else text
+        if len(shown) <= SNIPPET_CHARS:
+            return shown
+        left = max(0, min(column - 1 - SNIPPET_CHARS // 4, len(shown) - SNIPPET_CHARS))
+        cut = shown[left:left + SNIPPET_CHARS - 2]
+        return ("…" if left else "") + cut + ("…" if left + len(cut) < len(shown) else "")
 
     @cached_property
     def sections(self) -> list[Section]:
-        if self.prompt_text is None:
+        text = self.composed if self.composed is not None else self.prompt_text
+        if text is None or text == self.text:
             return parse_sections(self.text)
-        # A message list: sections live in the message contents; point each at its title's line in the file.
+        # Sections live in the message contents (or the composed template): point each at its title's line.
         found = []
-        for section in parse_sections(self.prompt_text):
-            offset = self.text.find(section.title)
+        for section in parse_sections(text):
+            offset = self.text.find(section.title) if section.kind != "preamble" else 0
             line = self.position(offset)[0] if offset >= 0 else 1
-            found.append(Section(section.name, section.title, line, section.body))
+            found.append(replace(section, line=line))
         return found
 
     @cached_property
     def suppressions(self) -> dict[int, Suppression]:
         found = {}
-        for match in _SUPPRESS.finditer(self.text):
+        for match in _SUPPRESS.finditer(self.text) if "evalkit:" in self.text else ():
             line, _ = self.position(match.start())
             rules = frozenset(r for r in match.group(1).split(",") if r)
             found[line] = Suppression(rules, match.group(2).strip(), line)
@@ -98,34 +113,3 @@ class Document:
             if found is not None and (rule in found.rules or "all" in found.rules):
                 return found
         return None
-
-
-def parse_sections(text: str) -> list[Section]:
-    """Markdown headings (body runs to the next heading of the same or a higher level) and XML-style tags."""
-    sections: list[Section] = []
-    headings = []  # (start of the heading line, end of its line, level, title)
-    start = 0 if text.startswith("#") else text.find("\n#") + 1
-    while start > 0 or (start == 0 and text.startswith("#")):
-        end = text.find("\n", start)
-        end = len(text) if end < 0 else end
-        match = _HEADING.match(text, start, end)
-        if match:
-            headings.append((start, end, len(match.group(1)), match.group(2)))
-        start = text.find("\n#", end) + 1
-        if start == 0:
-            break
-    line, counted = 1, 0
-    for index, (start, end, level, raw_title) in enumerate(headings):
-        stop = len(text)
-        for later in headings[index + 1:]:
-            if later[2] <= level:
-                stop = later[0]
-                break
-        line += text.count("\n", counted, start)
-        counted = start
-        title = raw_title.rstrip().rstrip("#").rstrip()  # closing hashes are decoration
-        sections.append(Section(normalise(title), title, line, text[end:stop].strip()))
-    for match in _TAG.finditer(text) if "</" in text else ():
-        sections.append(Section(normalise(match.group(1)), match.group(1), text.count("\n", 0, match.start()) + 1,
-                                match.group(2).strip()))
-    return sections

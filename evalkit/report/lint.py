@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
-from evalkit.lint import RULES, LintReport
+from evalkit.lint import RULES, LintReport, Note
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -29,12 +30,36 @@ def render_lint_text(report: LintReport, console: Console) -> None:
         out.append(f.rule, style="dim")
         out.append(f": {f.message}\n")
         if f.snippet.strip():
-            out.append(f"    {f.snippet.strip()[:160]}\n")
+            out.append(f"    {f.snippet.strip()}\n")
     if out:
         console.print(out, end="", highlight=False, soft_wrap=True)
+    for line in summary_lines(report):
+        console.print(line, markup=False, highlight=False, style="cyan")
     base = f" against {report.base}" if report.base else ""
     console.print(f"{report.files} files linted{base}: {report.errors} errors, {report.warnings} warnings "
                   f"(config: {report.config})", markup=False, highlight=False)
+
+
+def _counted(notes: tuple[Note, ...], reason: Callable[[Note], str]) -> list[tuple[str, int, str]]:
+    """(reason, how many, first path) per reason, most frequent first."""
+    groups: dict[str, list[str]] = {}
+    for note in notes:
+        groups.setdefault(reason(note), []).append(note.path)
+    return sorted(((r, len(p), p[0]) for r, p in groups.items()), key=lambda item: (-item[1], item[0]))
+
+
+def summary_lines(report: LintReport) -> list[str]:
+    """What was not checked, counted by reason (every file is listed in the JSON and SARIF reports)."""
+    lines = []
+    if report.skipped:
+        lines.append(f"{len(report.skipped)} files passed over by the folder walk:")
+        lines.extend(f"  {count} × {reason} (e.g. {first})"
+                     for reason, count, first in _counted(report.skipped, lambda n: n.message))
+    if report.notes:
+        lines.append(f"{len(report.notes)} templates of other engines were linted but not checked as jinja2:")
+        lines.extend(f"  {count} × {reason} (e.g. {first})"
+                     for reason, count, first in _counted(report.notes, lambda n: n.message.split(" (", 1)[0]))
+    return lines
 
 
 def render_lint_github(report: LintReport) -> str:
@@ -49,7 +74,8 @@ def render_lint_github(report: LintReport) -> str:
 def render_lint_json(report: LintReport) -> str:
     data = {"format": "evalkit.lint/1", "files": report.files, "errors": report.errors,
             "warnings": report.warnings, "base": report.base, "config": report.config,
-            "findings": [f.__dict__ for f in report.findings]}
+            "findings": [f.__dict__ for f in report.findings],
+            "skipped": [n.__dict__ for n in report.skipped], "notes": [n.__dict__ for n in report.notes]}
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
 
@@ -76,9 +102,14 @@ def render_lint_sarif(report: LintReport) -> dict[str, Any]:
                                                 "region": region}}],
             "partialFingerprints": {"evalkitFindingHash/v1": fingerprint},
         })
+    notifications = [{"level": "note", "message": {"text": n.message},
+                      "locations": [{"physicalLocation": {"artifactLocation": {"uri": n.path,
+                                                                               "uriBaseId": "%SRCROOT%"}}}]}
+                     for n in (*report.skipped, *report.notes)]
     return {
         "$schema": SARIF_SCHEMA, "version": "2.1.0",
         "runs": [{"tool": {"driver": {"name": "evalkit", "semanticVersion": version, "version": version,
                                       "informationUri": "https://pypi.org/project/evalkit/", "rules": rules}},
+                  "invocations": [{"executionSuccessful": True, "toolExecutionNotifications": notifications}],
                   "results": results, "columnKind": "unicodeCodePoints"}],
     }
