@@ -368,6 +368,8 @@ class _Reader:
                 frame.key, frame.key_line = _MERGE_KEY, line
                 return
             key = self.scalar(event, line)
+            if event.anchor is not None:
+                self.anchors[event.anchor] = (key, line, 1)
         elif kind is yaml.AliasEvent and event.anchor in self.anchors:
             key = self.anchors[event.anchor][0]
         else:

@@ -178,6 +178,11 @@ def test_merge_keys_and_their_lines(loader: type[Any]) -> None:
     assert locate(["c", "y"]) == 5 and locate(["c", "z"]) == 4 and locate(["c"]) == 3
 
 
+def test_anchored_keys_can_be_aliased(loader: type[Any]) -> None:
+    data, _ = parse_yaml("a:\n  &k question: one\nb:\n  *k : two\n", "x.yaml")
+    assert data == {"a": {"question": "one"}, "b": {"question": "two"}}
+
+
 def test_empty_documents(loader: type[Any]) -> None:
     assert parse_yaml("", "x.yaml")[0] is None
     assert parse_yaml("# only a comment\n", "x.yaml")[0] is None
