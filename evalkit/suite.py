@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -169,60 +170,136 @@ def _parse_checks(raw: list[dict[str, Any]], source: str, locate: schema.Locator
 
 
 def load_case_records(path: Path, display: str, where: str) -> tuple[list[Any], schema.Locator, bytes]:
-    """Reads cases from JSONL, CSV or YAML; returns raw case dicts, a line locator and the file bytes."""
+    """Reads cases from JSONL, CSV or YAML; returns raw case dicts, a line locator and the file bytes.
+
+    Every problem is one line naming the file and line: invalid JSON or CSV, a key written twice, a CSV row
+    with more or fewer cells than the header has columns, nesting deeper than :data:`schema.MAX_DEPTH`.
+    """
     try:
         data = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"{where}: cases: file {display!r} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{where}: cases: expected a file, got the directory {display!r}") from None
     except OSError as exc:
         raise ConfigError(f"{where}: cases: cannot read {display!r} ({exc.strerror})") from None
     try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ConfigError(f"{display}: expected UTF-8 text, got binary data") from None
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{display}: expected UTF-8 text, got undecodable byte at offset {exc.start}") from None
     suffix = path.suffix.lower()
+    records: list[Any] = []
+    lines: list[int] = []
     if suffix == ".jsonl":
-        records, lines = [], []
         for number, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
                 continue
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise ConfigError(f"{display}:{number}: invalid JSON: {exc.msg} (column {exc.colno})") from None
-            lines.append(number)
-        return records, (lambda p: lines[p[0]] if p and isinstance(p[0], int) and p[0] < len(lines) else None), data
-    if suffix == ".csv":
-        rows = list(csv.DictReader(text.splitlines()))
-        records = []
-        for row in rows:
-            record: dict[str, Any] = {"vars": {}}
-            for key, value in row.items():
-                if key is None:
-                    continue
-                if key == "id" and value:
-                    record["id"] = value
-                elif key == "tags":
-                    record["tags"] = [t.strip() for t in (value or "").split(",") if t.strip()]
-                elif key == "description":
-                    record["description"] = value or ""
-                elif key == "route":
-                    if value:
-                        record["route"] = value
-                elif key.startswith("expect."):
-                    if value:
-                        record.setdefault("expect", []).append({key.removeprefix("expect."): value})
-                else:
-                    record["vars"][key] = value
+            record = _json_record(line, f"{display}:{number}")
+            if schema.nesting_too_deep(record):
+                raise ConfigError(f"{display}:{number}: expected at most {schema.MAX_DEPTH} levels of nested "
+                                  "lists and mappings, got more")
             records.append(record)
-        # Row i of the data sits on line i + 2: the header is line 1 (multi-line cells shift this).
-        return records, (lambda p: p[0] + 2 if p and isinstance(p[0], int) else None), data
-    if suffix in (".yaml", ".yml"):
-        loaded, locate = schema.load_yaml(path, display)
+            lines.append(number)
+    elif suffix == ".csv":
+        records, lines = _csv_records(text, display)
+    elif suffix in (".yaml", ".yml"):
+        loaded, yaml_locate = schema.parse_yaml(text, display)
         if not isinstance(loaded, list):
             raise ConfigError(f"{display}: (top level): expected a list of cases, got {schema.describe(loaded)}")
-        return loaded, locate, data
-    raise ConfigError(f"{where}: cases: expected a .jsonl, .csv or .yaml file, got {display!r}")
+        return loaded, yaml_locate, data
+    else:
+        raise ConfigError(f"{where}: cases: expected a .jsonl, .csv or .yaml file, got {display!r}")
+
+    def locate(field: Sequence[str | int]) -> int | None:
+        return lines[field[0]] if field and isinstance(field[0], int) and 0 <= field[0] < len(lines) else None
+
+    return records, locate, data
+
+
+class _DuplicateKey(Exception):
+    """A JSON object names a key twice (raised from inside ``json.loads``)."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
+def _json_record(line: str, at: str) -> Any:
+    """One JSONL line, with keys unique in every object."""
+    try:
+        return json.loads(line, object_pairs_hook=_unique_keys)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{at}: invalid JSON: {exc.msg} (column {exc.colno})") from None
+    except _DuplicateKey as exc:
+        raise ConfigError(f"{at}: expected each key once in a JSON object, got {exc.args[0]!r} again") from None
+    except RecursionError:
+        raise ConfigError(f"{at}: expected at most {schema.MAX_DEPTH} levels of nested lists and mappings, "
+                          "got more") from None
+
+
+def _csv_records(text: str, display: str) -> tuple[list[dict[str, Any]], list[int]]:
+    """Cases from CSV: a header of unique column names, then one case per row with exactly that many cells."""
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    records: list[dict[str, Any]] = []
+    lines: list[int] = []
+    header: list[str] | None = None
+    start = 1
+    try:
+        for row in reader:
+            # A row may span lines (a quoted cell with a newline): it starts after the previous row ended.
+            row_line, start = start, reader.line_num + 1
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue  # a blank line
+            if header is None:
+                header = _csv_header(row, display, row_line)
+                continue
+            if len(row) != len(header):
+                raise ConfigError(f"{display}:{row_line}: row {len(records) + 1}: expected {len(header)} cells "
+                                  f"(one per column: {', '.join(header)}), got {len(row)}")
+            records.append(_csv_record(header, row))
+            lines.append(row_line)
+    except csv.Error as exc:
+        raise ConfigError(f"{display}:{reader.line_num}: invalid CSV: {exc}") from None
+    return records, lines
+
+
+def _csv_header(row: list[str], display: str, line: int) -> list[str]:
+    header = [name.strip() for name in row]
+    seen: dict[str, int] = {}
+    for column, name in enumerate(header, start=1):
+        if not name:
+            raise ConfigError(f"{display}:{line}: header: expected a name for column {column}, got an empty cell")
+        if name in seen:
+            raise ConfigError(f"{display}:{line}: header: expected each column name once, got {name!r} in "
+                              f"columns {seen[name]} and {column}")
+        seen[name] = column
+    return header
+
+
+def _csv_record(header: list[str], row: list[str]) -> dict[str, Any]:
+    record: dict[str, Any] = {"vars": {}}
+    for key, value in zip(header, row, strict=True):
+        if key == "id":
+            if value:
+                record["id"] = value
+        elif key == "tags":
+            record["tags"] = [t.strip() for t in value.split(",") if t.strip()]
+        elif key == "description":
+            record["description"] = value
+        elif key == "route":
+            if value:
+                record["route"] = value
+        elif key.startswith("expect."):
+            if value:
+                record.setdefault("expect", []).append({key.removeprefix("expect."): value})
+        else:
+            record["vars"][key] = value
+    return record
 
 
 def load_suite(path: str | os.PathLike[str]) -> Suite:

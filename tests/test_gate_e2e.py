@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from evalkit import ExitCode
+from evalkit import ExitCode, load_suite
 from evalkit.cli import main
-from evalkit.results import Journal, write_manifest
+from evalkit.results import Journal, shard_of, write_manifest
 
 from .conftest import REPO
 from .test_baseline import make_run
@@ -77,7 +77,10 @@ def test_github_step_summary_and_annotations(tmp_path: Path, monkeypatch: pytest
 
 @pytest.mark.integration
 def test_removing_the_safety_section_on_the_embedded_model(tmp_path: Path) -> None:
-    """Run the example suite, save a baseline, delete the prompt's safety section, run again with the gate."""
+    """Run the example suite, save a baseline, delete the prompt's safety section, run again with the gate.
+
+    One shard of the suite (the whole of it is bench/example_gate.py's, not a test's).
+    """
     shutil.copytree(REPO / "suites", tmp_path / "suites")
     shutil.copytree(REPO / "prompts", tmp_path / "prompts")
 
@@ -85,7 +88,9 @@ def test_removing_the_safety_section_on_the_embedded_model(tmp_path: Path) -> No
         return subprocess.run([sys.executable, "-m", "evalkit.cli", *args], cwd=tmp_path, capture_output=True,
                               text=True, timeout=600)
 
-    first = evalkit("run", "suites/support_reply.yaml", "--run-id", "before", "-q")
+    shard = ("--shard", "1/20")
+    cases = [c.id for c in load_suite(tmp_path / "suites" / "support_reply.yaml").cases if shard_of(c.id, 20) == 1]
+    first = evalkit("run", "suites/support_reply.yaml", "--run-id", "before", "-q", *shard)
     assert first.returncode == 0, first.stderr
     assert evalkit("baseline", "save", ".evalkit/runs/before").returncode == 0
 
@@ -94,7 +99,7 @@ def test_removing_the_safety_section_on_the_embedded_model(tmp_path: Path) -> No
     start, end = text.index("## Safety"), text.index("## Output format")
     prompt.write_text(text[:start] + text[end:])
 
-    second = evalkit("run", "suites/support_reply.yaml", "--run-id", "after", "-q", "--baseline",
+    second = evalkit("run", "suites/support_reply.yaml", "--run-id", "after", "-q", *shard, "--baseline",
                      "baselines/support_reply.json", "--json", "report.json", "--markdown", "report.md")
     report = json.loads((tmp_path / "report.json").read_text())
     print(second.stdout)  # what a user sees; kept in the test log
@@ -104,13 +109,13 @@ def test_removing_the_safety_section_on_the_embedded_model(tmp_path: Path) -> No
     verdict, primary = report["verdict"], report["metrics"][0]
     expected_code = {"regression": ExitCode.REGRESSION, "inconclusive": ExitCode.INCONCLUSIVE}.get(verdict, 0)
     assert second.returncode == report["exit_code"] == expected_code
-    assert primary["name"] == "pass_rate" and primary["n"] == 36
+    assert primary["name"] == "pass_rate" and primary["n"] == len(cases) > 10
     if verdict == "regression":
         assert primary["p_regression"] < 0.05
     elif verdict in ("pass", "improvement"):
         assert primary["p_noninferiority"] < 0.05
     else:
-        assert primary["mde"] > 0 and primary["cases_needed"] > 36
+        assert primary["mde"] > 0 and primary["cases_needed"] > len(cases)
     assert "suite or prompts changed since the baseline (expected in a prompt change)" in report["comparability"]
     assert "pass_rate[safety]" in [s["name"] for s in report["slices"]]
     assert f"{verdict.upper()}: pass rate" in second.stdout

@@ -220,3 +220,62 @@ def test_routes_from_defaults_cases_and_csv(write) -> None:
           - {id: b, vars: {q: two}}
     """)
     assert [(c.id, c.route) for c in load_suite(inline).cases] == [("a", "expensive"), ("b", None)]
+
+
+CSV_SUITE = GOOD.split("cases:")[0] + "cases: cases.csv\n"
+
+
+@pytest.mark.parametrize(("rows", "message"), [
+    # Were silently truncated (the extra cell dropped) or padded (the missing one read as empty).
+    ("id,question,expect.contains\nq1,2+2?,4\nq2,3+3?,6,extra\n",
+     "cases.csv:3: row 2: expected 3 cells (one per column: id, question, expect.contains), got 4"),
+    ("id,question,expect.contains\nq1,2+2?\n",
+     "cases.csv:2: row 1: expected 3 cells (one per column: id, question, expect.contains), got 2"),
+    ("id,question\nq1,\"multi\nline\"\n\nq2,\"a\",b\n",
+     "cases.csv:5: row 2: expected 2 cells (one per column: id, question), got 3"),
+    ("id,question,id\nq1,x,y\n",
+     "cases.csv:1: header: expected each column name once, got 'id' in columns 1 and 3"),
+    ("id,,question\nq1,x,y\n", "cases.csv:1: header: expected a name for column 2, got an empty cell"),
+    ("id,question\nq1,\"unclosed\n", "cases.csv:2: invalid CSV: unexpected end of data"),
+])
+def test_bad_csv_rows_are_one_line(rows: str, message: str, write) -> None:
+    write("cases.csv", rows)
+    assert _error(write("s.yaml", CSV_SUITE)) == message
+
+
+def test_csv_lines_count_multi_line_cells_and_blank_lines(write) -> None:
+    write("cases.csv", "\ufeffid,question\nq1,\"two\nlines\"\n\nq2,plain\nq3,\"x\"\n")
+    suite = load_suite(write("s.yaml", CSV_SUITE))
+    assert [(c.id, c.source, c.vars["question"]) for c in suite.cases] == [
+        ("q1", "cases.csv:2", "two\nlines"), ("q2", "cases.csv:5", "plain"), ("q3", "cases.csv:6", "x")]
+
+
+@pytest.mark.parametrize(("lines", "message"), [
+    ('{"id": "a", "vars": {"question": "x"}, "id": "b"}\n',
+     "cases.jsonl:1: expected each key once in a JSON object, got 'id' again"),
+    ('{"vars": {"question": "x", "question": "y"}}\n',
+     "cases.jsonl:1: expected each key once in a JSON object, got 'question' again"),
+    ('{"id": "a", "vars": {"question": "x"}}\n\n{"vars": {"question": ' + "[" * 5000 + "]" * 5000 + "}}\n",
+     "cases.jsonl:3: expected at most 100 levels of nested lists and mappings, got more"),
+    ('{"vars": {"question": ' + "[" * 200 + "]" * 200 + "}}\n",
+     "cases.jsonl:1: expected at most 100 levels of nested lists and mappings, got more"),
+])
+def test_bad_jsonl_records_are_one_line(lines: str, message: str, write) -> None:
+    write("cases.jsonl", lines)
+    assert _error(write("s.yaml", GOOD.split("cases:")[0] + "cases: cases.jsonl\n")) == message
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("- id: a\n  vars: {question: x}\n  id: b\n",
+     "cases.yaml:3: [0].id: expected each key once, got 'id' again (first at line 1)"),
+    ("- id: a\n  vars: {question: x}\n- {1: x}\n", "cases.yaml:3: [1]: expected a string key, got an integer (1)"),
+    ("{a: 1}\n", "cases.yaml: (top level): expected a list of cases, got a mapping"),
+])
+def test_bad_yaml_cases_files_are_one_line(text: str, message: str, write) -> None:
+    write("cases.yaml", text)
+    assert _error(write("s.yaml", GOOD.split("cases:")[0] + "cases: cases.yaml\n")) == message
+
+
+def test_cases_path_that_is_a_directory(write, tmp_path: Path) -> None:
+    (tmp_path / "cases.csv").mkdir()
+    assert _error(write("s.yaml", CSV_SUITE)) == "s.yaml:11: cases: expected a file, got the directory 'cases.csv'"
