@@ -4,7 +4,7 @@ Intervals and tests come from statsmodels and scipy where they have them (Wilson
 the exact binomial test). What they lack is written here on numpy and checked against them in the tests:
 
 - the post-stratified pass rate (routes as strata, traffic shares as weights) with a Wilson interval at
-  its effective sample size;
+  Kish's effective sample size;
 - the permutation test of the total variation distance between two windows (exact: it draws the first
   window from the multivariate hypergeometric given both windows' route totals);
 - PSI with a threshold that grows with sampling noise (PSI · nm/(n+m) is asymptotically χ² with k − 1
@@ -105,17 +105,18 @@ class PostStratified:
     high: Any
     variance: Any
     effective_n: Any
-    """p(1 − p) / variance: the number of independent cases the estimate is worth."""
+    """Kish's effective sample size: the number of independent cases the estimate is worth."""
 
 
 def post_stratified(traffic: ArrayLike, passed: ArrayLike, cases: ArrayLike, level: float = 0.95) -> PostStratified:
     """Post-stratified pass rate Σ w_h p_h with w_h the traffic share of route h among the given routes.
 
-    The last axis holds the routes; every route must have at least one case. Variance: Σ w_h² p̃_h(1 − p̃_h)/n_h
-    with p̃_h the Wilson centre of route h (so a route whose few cases all passed still carries variance),
-    plus the multinomial noise of the shares themselves. The interval is Wilson's at the effective sample
-    size p(1 − p)/variance (Kish's design-effect idea), which keeps it inside [0, 1] and well calibrated when
-    some routes have only a handful of cases (checked by simulation in the tests).
+    The last axis holds the routes; every route must have at least one case. The interval is Wilson's at
+    Kish's effective sample size 1 / Σ (w_h² / n_h): the cases a simple random sample would need for the same
+    precision under these weights. It stays inside [0, 1], carries variance when a route's few cases all
+    passed, and holds its level when the heaviest route has only a handful of cases; it is conservative when
+    routes' pass rates differ widely (the spread between routes is not sampling noise). Checked by
+    simulation in the tests.
     """
     t = np.asarray(traffic, dtype=float)
     x = np.asarray(passed, dtype=float)
@@ -123,23 +124,14 @@ def post_stratified(traffic: ArrayLike, passed: ArrayLike, cases: ArrayLike, lev
     if np.any(n <= 0):
         raise ValueError("cases: expected at least one case in every route, got a route with none")
     z = _z(level)
-    total = t.sum(axis=-1, keepdims=True)
-    w = t / total
-    p = x / n
-    estimate = (w * p).sum(axis=-1)
-    centre = (x + z * z / 2) / (n + z * z)
-    sampling = (w * w * centre * (1 - centre) / n).sum(axis=-1)
-    shares = ((w * p * p).sum(axis=-1) - estimate**2) / total[..., 0]
-    variance = sampling + np.maximum(shares, 0.0)
-    kish = 1.0 / (w * w / n).sum(axis=-1)
+    w = t / t.sum(axis=-1, keepdims=True)
+    estimate = (w * x / n).sum(axis=-1)
+    effective = 1.0 / (w * w / n).sum(axis=-1)
     spread = estimate * (1 - estimate)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        effective = np.where((spread > 0) & (variance > 0), spread / variance, kish)
     half = z * np.sqrt(spread / effective + z * z / (4 * effective**2)) / (1 + z * z / effective)
-    centre_all = (estimate + z * z / (2 * effective)) / (1 + z * z / effective)
-    low = np.clip(centre_all - half, 0.0, 1.0)
-    high = np.clip(centre_all + half, 0.0, 1.0)
-    return PostStratified(estimate, low, high, variance, effective)
+    centre = (estimate + z * z / (2 * effective)) / (1 + z * z / effective)
+    return PostStratified(estimate, np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0),
+                          spread / effective, effective)
 
 
 # --- distances between distributions --------------------------------------------------------------------
