@@ -71,11 +71,23 @@ def test_chi2_homogeneity_matches_scipy_contingency() -> None:
 
 def test_goodness_of_fit_matches_scipy() -> None:
     p, test = P.goodness_of_fit([70, 30], [0.5, 0.5])
-    assert test == "exact binomial" and p == pytest.approx(sps.binomtest(70, 100, 0.5).pvalue)
+    assert test == "exact binomial" and float(p) == pytest.approx(sps.binomtest(70, 100, 0.5).pvalue)
     p, test = P.goodness_of_fit([50, 30, 20], [1, 1, 1])
-    assert test == "χ² goodness of fit" and p == pytest.approx(sps.chisquare([50, 30, 20]).pvalue)
-    assert P.goodness_of_fit([10, 5], [1, 0]) == (0.0, "unexpected arm")
-    assert P.goodness_of_fit([10, 0], [1, 0]) == (1.0, "none")
+    assert test == "χ² goodness of fit" and float(p) == pytest.approx(sps.chisquare([50, 30, 20]).pvalue)
+    batch, _ = P.goodness_of_fit([[50, 30, 20], [34, 33, 33], [0, 0, 0]], [1, 1, 1])
+    np.testing.assert_allclose(batch, [sps.chisquare([50, 30, 20]).pvalue, sps.chisquare([34, 33, 33]).pvalue, 1.0])
+    p, test = P.goodness_of_fit([10, 5], [1, 0])
+    assert (float(p), test) == (0.0, "unexpected arm")
+    p, test = P.goodness_of_fit([10, 0], [1, 0])
+    assert (float(p), test) == (1.0, "none")
+
+
+@pytest.mark.parametrize("n", [1, 7, 40, 1000, 100_000])
+@pytest.mark.parametrize("p", [0.5, 1 / 3, 0.9, 0.01])
+def test_batched_two_sided_binomial_is_scipy_binomtest(n: int, p: float) -> None:
+    k = np.arange(n + 1) if n <= 40 else np.random.default_rng(n).integers(0, n + 1, size=60)
+    reference = [sps.binomtest(int(i), n, p).pvalue for i in k]
+    np.testing.assert_allclose(P.binomial_two_sided(k, n, p), reference, rtol=1e-9, atol=1e-12)
 
 
 def test_tvd_permutation_pvalue_matches_scipy_permutation_test() -> None:

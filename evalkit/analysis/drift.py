@@ -151,7 +151,6 @@ def arm_skew(counts: Mapping[str, int], weights: Mapping[str, float] | None, *, 
     and the split is at least ``tvd`` from the weights: at production volume a 34/33/33 split is significant
     and harmless.
     """
-    from evalkit.analysis import proportions as P
 
     arms = sorted(set(counts) | set(weights or {}), key=lambda a: (-counts.get(a, 0), a))
     if len(arms) < 2 and not weights:
@@ -160,10 +159,18 @@ def arm_skew(counts: Mapping[str, int], weights: Mapping[str, float] | None, *, 
     raw = [float((weights or {}).get(a, 0.0 if weights else 1.0)) for a in arms]
     total_weight = sum(raw) or 1.0
     expected = tuple(w / total_weight for w in raw)
-    p_value, test = P.goodness_of_fit(observed, expected)
-    distance = float(P.total_variation(P.shares(observed), expected))
-    return ArmSkew(tuple(arms), observed, expected, distance, p_value, test,
-                   p_value < alpha and distance >= tvd, weights is not None)
+    flags = arm_skew_flags(observed, expected, alpha=alpha, tvd=tvd)
+    return ArmSkew(tuple(arms), observed, expected, float(flags["tvd"]), float(flags["p_value"]), flags["test"],
+                   bool(flags["flagged"]), weights is not None)
+
+
+def arm_skew_flags(counts: Any, expected: Any, *, alpha: float = 0.01, tvd: float = 0.05) -> dict[str, Any]:
+    """The arm-skew rule on batched counts (last axis: arms): ``p_value``, ``tvd``, ``flagged``, ``test``."""
+    from evalkit.analysis import proportions as P
+
+    p_value, test = P.goodness_of_fit(counts, expected)
+    distance = P.total_variation(P.shares(counts), expected)
+    return {"p_value": p_value, "tvd": distance, "flagged": (p_value < alpha) & (distance >= tvd), "test": test}
 
 
 @dataclass(frozen=True)

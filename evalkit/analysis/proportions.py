@@ -261,22 +261,65 @@ def chi2_homogeneity(old: ArrayLike, new: ArrayLike) -> tuple[FloatArray, NDArra
     return statistic, df, p
 
 
-def goodness_of_fit(counts: ArrayLike, weights: ArrayLike) -> tuple[float, str]:
-    """p-value that ``counts`` follow the configured ``weights``: exact binomial for two arms, χ² for more.
+def goodness_of_fit(counts: ArrayLike, weights: ArrayLike) -> tuple[FloatArray, str]:
+    """p-values that ``counts`` (last axis: arms; batched) follow ``weights``, and the test used.
 
-    Arms with zero weight and zero count are dropped; an arm with zero weight that was seen at all is an
-    arm that should not exist, p = 0.
+    Exact binomial (scipy ``binomtest``) with two weighted arms, Pearson's χ² (scipy ``chisquare``) with more.
+    A count on an arm of zero weight is an arm that should not exist: p = 0 (``unexpected arm``).
     """
     c = np.asarray(counts, dtype=float)
     w = np.asarray(weights, dtype=float)
-    keep = (w > 0) | (c > 0)
-    c, w = c[keep], w[keep]
-    total = int(c.sum())
-    if total == 0 or c.size < 2:
-        return 1.0, "none"
-    if np.any((w == 0) & (c > 0)):
-        return 0.0, "unexpected arm"
-    w = w / w.sum()
-    if c.size == 2:
-        return float(sps.binomtest(int(c[0]), total, float(w[0])).pvalue), "exact binomial"
-    return float(sps.chisquare(c, w * total).pvalue), "χ² goodness of fit"
+    unexpected = (c[..., w == 0] > 0).any(axis=-1)
+    c = c[..., w > 0]
+    w = w[w > 0] / w[w > 0].sum()
+    total = c.sum(axis=-1)
+    p = np.ones(total.shape)
+    test = "none"
+    live = total > 0
+    if w.size == 2:
+        test = "exact binomial"
+        p = np.where(live, binomial_two_sided(c[..., 0], total, float(w[0])), 1.0)
+    elif w.size > 2:
+        test = "χ² goodness of fit"
+        if np.any(live):
+            p[live] = sps.chisquare(c[live], w * total[live][..., None], axis=-1).pvalue
+    if np.any(unexpected):
+        p = np.where(unexpected, 0.0, p)
+        test = "unexpected arm" if p.ndim == 0 or np.all(unexpected) else test
+    return p, test
+
+
+def binomial_two_sided(k: ArrayLike, n: ArrayLike, p: float) -> FloatArray:
+    """Exact two-sided binomial p-values, batched: the probability of outcomes no likelier than ``k``.
+
+    ``scipy.stats.binomtest`` takes one count at a time; this is its algorithm (the same relative tolerance
+    of 1e-7, the same bisection for where the other tail starts) run on all counts at once.
+    """
+    kk, nn = np.broadcast_arrays(np.asarray(k, dtype=float), np.asarray(n, dtype=float))
+    d = sps.binom.pmf(kk, nn, p) * (1 + 1e-7)
+    below = kk < p * nn
+    sign = np.where(below, -1.0, 1.0)  # a(x) = -pmf(x) right of the mode, pmf(x) left of it: both increasing
+
+    def a(x: FloatArray) -> FloatArray:
+        values: FloatArray = sign * sps.binom.pmf(x, nn, p)
+        return values
+
+    target = sign * d
+    lo = np.where(below, np.ceil(p * nn), 0.0)
+    hi = np.where(below, nn, np.floor(p * nn))
+    found = np.full(kk.shape, np.nan)
+    while True:
+        active = (lo < hi) & np.isnan(found)
+        if not np.any(active):
+            break
+        mid = lo + np.floor((hi - lo) / 2)
+        value = a(mid)
+        found = np.where(active & (value == target), mid, found)
+        lo = np.where(active & (value < target), mid + 1, lo)
+        hi = np.where(active & (value > target), mid - 1, hi)
+    ix = np.where(np.isnan(found), np.where(a(lo) <= target, lo, lo - 1), found)
+    y_right = nn - ix + (d == sps.binom.pmf(ix, nn, p))
+    right_tail = sps.binom.cdf(kk, nn, p) + sps.binom.sf(nn - y_right, nn, p)
+    left_tail = sps.binom.cdf(ix, nn, p) + sps.binom.sf(kk - 1, nn, p)
+    result: FloatArray = np.where(kk == p * nn, 1.0, np.minimum(1.0, np.where(below, right_tail, left_tail)))
+    return result
