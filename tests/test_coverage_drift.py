@@ -146,11 +146,12 @@ SHIFTS = {"general → shipping": (0, 1), "general → returns": (0, 2), "genera
           "shipping → general": (1, 0)}
 
 
-@pytest.mark.integration
-@pytest.mark.parametrize("shift", SHIFTS)
-@pytest.mark.parametrize("n", [2000, 3000, 100_000])
+@pytest.mark.integration  # about 5 s per case: the permutation test runs in full on every flagged window
+@pytest.mark.parametrize(("shift", "n"), [*((shift, 2000) for shift in SHIFTS), ("general → shipping", 3000),
+                                          ("shipping → general", 3000), ("general → shipping", 100_000)])
 def test_a_five_point_shift_is_flagged(shift: str, n: int) -> None:
-    """1,000 seeded pairs of windows where 5 points of traffic moved between two routes (TVD 0.05)."""
+    """1,000 seeded pairs of windows where 5 points of traffic moved between two routes (a TVD of 0.05):
+    flagged at least 88% of the time at 2,000 requests per window (measured 90-93%), 95% from 3,000."""
     source, target = SHIFTS[shift]
     moved = MIX.copy()
     moved[source] -= 0.05
@@ -159,7 +160,7 @@ def test_a_five_point_shift_is_flagged(shift: str, n: int) -> None:
     old = rng.multinomial(n, MIX, size=1000)
     new = rng.multinomial(n, moved, size=1000)
     power = float(drift_flags(old, new, DriftConfig(), all_pvalues=False)["flagged"].mean())
-    assert power >= (0.9 if n >= 3000 else 0.85), power
+    assert power >= (0.95 if n >= 3000 else 0.88), power
 
 
 @pytest.mark.parametrize("design", [(0.5, 0.5), (1 / 3, 1 / 3, 1 / 3), (0.7, 0.2, 0.1)])
