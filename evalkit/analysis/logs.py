@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import itertools
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -92,7 +93,7 @@ class FieldPath:
                     current = json.loads(current)
                 except json.JSONDecodeError:
                     return None
-            if not isinstance(current, Mapping):
+            if not isinstance(current, dict):
                 return None
             current = current.get(step)
             if prefix is not None:
@@ -107,13 +108,31 @@ class FieldPath:
         return current
 
 
-def first_value(record: Record, chain: Sequence[FieldPath]) -> tuple[Any, FieldPath | None]:
-    """The first non-empty value along a chain of paths, and the path it came from."""
-    for path in chain:
-        value = path.get(record)
-        if value is not None and value != "":
-            return value, path
-    return None, None
+class FieldChain:
+    """Paths tried in turn; calling it returns the first non-empty value (the import's hot path)."""
+
+    def __init__(self, paths: Sequence[FieldPath]) -> None:
+        self.paths = tuple(paths)
+        # (key as written, the first step of a walk or None for a plain key, the path)
+        self._plan = tuple((p.spec, None if "." not in p.spec and "[" not in p.spec
+                            else p.spec.split(".")[0].partition("[")[0], p) for p in self.paths)
+
+    def __call__(self, record: Record) -> Any:
+        for spec, head, path in self._plan:
+            value = record.get(spec)
+            if value is None and head is not None and head in record:  # walk only when the walk can start
+                value = path.get(record)
+            if value is not None and value != "":
+                return value
+        return None
+
+    def source(self, record: Record) -> str:
+        """The path the value came from (for messages), or the whole chain when none holds one."""
+        for path in self.paths:
+            value = path.get(record)
+            if value is not None and value != "":
+                return path.spec
+        return ", ".join(p.spec for p in self.paths)
 
 
 # --- JSON: lines, arrays, documents ----------------------------------------------------------------------
@@ -122,10 +141,11 @@ def first_value(record: Record, chain: Sequence[FieldPath]) -> tuple[Any, FieldP
 class JsonReader:
     """JSON Lines, one top-level JSON array, or one JSON document, told apart by how the file starts.
 
-    ``unwrap`` turns one parsed JSON document into the records it holds (e.g. ``{"data": [...]}`` → items).
+    With ``unwrap`` (e.g. ``data``), an object holding a list under that key is a page of records (a Langfuse
+    or LiteLLM API response) and yields its items; a top-level list yields its items too.
     """
 
-    def __init__(self, path: Path, unwrap: Callable[[Any], Sequence[Any]] | None = None) -> None:
+    def __init__(self, path: Path, unwrap: str | None = None) -> None:
         self.path = path
         self.unwrap = unwrap
         self.lines = 0
@@ -150,15 +170,16 @@ class JsonReader:
 
     def _lines(self, handle: IO[bytes], first: bytes) -> Iterator[tuple[int, Any]]:
         number = 0
-        for number, raw in enumerate(_chain_first(first, handle), start=1):
-            if not raw.strip():
-                continue
+        decode = json.JSONDecoder().decode
+        for number, raw in enumerate(itertools.chain((first,) if first else (), handle), start=1):
             try:
-                value = json.loads(raw)
+                value = decode(raw.decode("utf-8"))
             except UnicodeDecodeError:
                 yield number, Problem(number, "encoding", "expected UTF-8 text, got undecodable bytes")
                 continue
             except json.JSONDecodeError as exc:
+                if not raw.strip():
+                    continue
                 if not raw.endswith(b"\n"):
                     yield number, Problem(number, "truncated", f"expected a complete JSON record, got a "
                                                                f"truncated last line ({len(raw)} bytes)")
@@ -166,15 +187,18 @@ class JsonReader:
                     yield number, Problem(number, "invalid_json",
                                           f"expected a JSON record, got invalid JSON ({exc.msg} at column {exc.colno})")
                 continue
-            yield from self._unwrapped(number, value)
+            if type(value) is dict and (self.unwrap is None or self.unwrap not in value):
+                yield number, value
+            else:
+                yield from self._unwrapped(number, value)
         self.lines = number
 
     def _unwrapped(self, number: int, value: Any) -> Iterator[tuple[int, Any]]:
-        items: Sequence[Any]
-        if self.unwrap is None or isinstance(value, list):
-            items = value if isinstance(value, list) else [value]
-        else:
-            items = self.unwrap(value)
+        items: Sequence[Any] = [value]
+        if isinstance(value, list):
+            items = value
+        elif self.unwrap is not None and isinstance(value, dict) and isinstance(value.get(self.unwrap), list):
+            items = value[self.unwrap]
         for item in items:
             yield number, item
 
@@ -277,12 +301,6 @@ class _Prefixed(io.RawIOBase):
         data = self._handle.read(len(buffer))
         buffer[: len(data)] = data
         return len(data)
-
-
-def _chain_first(first: bytes, handle: IO[bytes]) -> Iterator[bytes]:
-    if first:
-        yield first
-    yield from handle
 
 
 # --- CSV -----------------------------------------------------------------------------------------------

@@ -20,13 +20,13 @@ from typing import Any
 
 from evalkit.analysis.logs import (
     CsvReader,
+    FieldChain,
     FieldPath,
     JsonReader,
     Problem,
     Record,
     SpanReader,
     data_suffix,
-    first_value,
 )
 from evalkit.artifact import read_versioned, write_atomic
 from evalkit.errors import TrafficError
@@ -268,13 +268,12 @@ def to_epoch(value: Any) -> float:
         raise ValueError(value)
     if isinstance(value, str):
         text = value.strip()
-        if text and (text[0].isdigit() and text.replace(".", "", 1).isdigit()):
-            value = float(text)
-        else:
+        if text[4:5] == "-" or not text.replace(".", "", 1).isdigit():  # 2025-03-03…, not 1741000000[.5]
             moment = datetime.fromisoformat(text)
             if moment.tzinfo is None:
                 moment = moment.replace(tzinfo=UTC)
             return moment.timestamp()
+        value = float(text)
     if isinstance(value, int | float):
         number = float(value)
         magnitude = abs(number)
@@ -331,15 +330,17 @@ class _Aggregate:
         if len(self.samples) < PROBLEM_SAMPLES:
             self.samples.append(f"{where}: {detail}")
 
-    def bounded(self, name: str, value: str, where: str) -> str:
+    def bounded(self, name: str, value: str, shown: str, line: int, record: Record) -> str:
+        """``value``, or :data:`OTHER` once ``name`` has ``max_distinct`` values (reported once, where it happens)."""
         seen = self.distinct[name]
         if value in seen:
             return value
         if len(seen) >= self.max_distinct:
             if name not in self.capped:
                 self.capped.add(name)
-                self.problem(where, "too_many_values", f"{name}: expected at most {self.max_distinct:,} distinct "
-                             f"values, got more; further ones are counted as {OTHER!r}", True)
+                self.problem(_where(shown, line, record), "too_many_values", f"{name}: expected at most "
+                             f"{self.max_distinct:,} distinct values, got more; further ones are counted as {OTHER!r}",
+                             True)
             return OTHER
         seen.add(value)
         return value
@@ -427,13 +428,7 @@ def _reader(path: Path, log_format: str, chains: Mapping[str, tuple[FieldPath, .
         return SpanReader(path, inherit)
     if log_format == "csv" or (log_format in ("langfuse", "litellm") and data_suffix(path) == ".csv"):
         return CsvReader(path)
-
-    def unwrap(document: Any) -> Sequence[Any]:
-        if isinstance(document, Mapping) and isinstance(document.get("data"), list):
-            return list(document["data"])  # a Langfuse or LiteLLM API page
-        return [document]
-
-    return JsonReader(path, unwrap)
+    return JsonReader(path, unwrap="data")  # a Langfuse or LiteLLM API page holds its records under "data"
 
 
 def import_traffic(files: Sequence[str | os.PathLike[str]], log_format: str, *, route_field: str | None = None,
@@ -498,57 +493,63 @@ def _bound(value: str | None, option: str) -> float | None:
 def _consume(reader: Iterable[tuple[int, Record | Problem]], shown: str, log_format: str,
              chains: Mapping[str, tuple[FieldPath, ...]], aggregate: _Aggregate, low: float | None,
              high: float | None) -> None:
-    route_chain, time_chain = chains["route"], chains["time"]
-    optional = [(name, chains[name]) for name in ("arm", "model", "error", "prompt")]
-    route_names = ", ".join(p.spec for p in route_chain)
+    route_of, time_of = FieldChain(chains["route"]), FieldChain(chains["time"])
+    optional = [(name, FieldChain(chains[name])) for name in ("arm", "model", "error", "prompt")]
+    windowed = low is not None or high is not None
+    add, bounded = aggregate.add, aggregate.bounded
     for line, record in reader:
-        where = f"{shown}:{line}" if line else shown
-        if isinstance(record, Problem):
-            aggregate.problem(where, record.kind, record.detail, False)
+        if type(record) is not dict:
+            where = f"{shown}:{line}" if line else shown
+            if isinstance(record, Problem):
+                aggregate.problem(where, record.kind, record.detail, False)
+            else:
+                aggregate.problem(where, "not_an_object", f"expected a {log_format} record (a JSON object), "
+                                  f"got {_kind(record)}", False)
             continue
-        if not isinstance(record, Mapping):
-            aggregate.problem(where, "not_an_object", f"expected a {log_format} record (a JSON object), "
-                              f"got {_kind(record)}", False)
-            continue
-        if "span.where" in record:
-            where = f"{where}: {record['span.where']}"
-        raw, _ = first_value(record, route_chain)
-        route = _scalar(raw)
+        raw = route_of(record)
+        route = raw.strip() if type(raw) is str else _scalar(raw)
         if not route or len(route) > MAX_VALUE_CHARS:
             got = ("nothing" if raw is None or raw == "" else f"{len(route):,} characters (prompt text?)"
                    if route else _kind(raw))
-            aggregate.problem(where, "missing_route" if raw is None or raw == "" else "bad_route",
-                              f"route: expected a route name at {route_names}, got {got}", False)
+            aggregate.problem(_where(shown, line, record), "missing_route" if raw is None or raw == "" else
+                              "bad_route", f"route: expected a route name at {route_of.source(record)}, got {got}",
+                              False)
             continue
         when = None
-        raw_time, time_path = first_value(record, time_chain)
+        raw_time = time_of(record)
         if raw_time is not None:
             try:
                 when = to_epoch(raw_time)
             except (ValueError, OverflowError, OSError):
-                aggregate.problem(where, "bad_time", f"{time_path.spec if time_path else 'time'}: expected an ISO "
-                                  f"8601 time or a Unix timestamp, got {_kind(raw_time)}", low is None and high is None)
-                when = None
-        if low is not None or high is not None:
+                aggregate.problem(_where(shown, line, record), "bad_time", f"{time_of.source(record)}: expected an "
+                                  f"ISO 8601 time or a Unix timestamp, got {_kind(raw_time)}", not windowed)
+        if windowed:
             if when is None:
                 if raw_time is None:
-                    aggregate.problem(where, "untimed", f"time: expected a timestamp at "
-                                      f"{', '.join(p.spec for p in time_chain)} to place the record in the window, "
-                                      "got nothing", False)
+                    aggregate.problem(_where(shown, line, record), "untimed", f"time: expected a timestamp at "
+                                      f"{time_of.source(record)} to place the record in the window, got nothing",
+                                      False)
                 continue
             if (low is not None and when < low) or (high is not None and when >= high):
                 aggregate.outside += 1
                 continue
-        values: dict[str, str | None] = {}
+        values: list[str | None] = []
         for name, chain in optional:
-            raw_value, path = first_value(record, chain)
-            value = _scalar(raw_value)
-            if raw_value is not None and (value is None or len(value) > MAX_VALUE_CHARS):
+            raw_value = chain(record)
+            if raw_value is None:
+                values.append(None)
+                continue
+            value = raw_value.strip() if type(raw_value) is str else _scalar(raw_value)
+            if value is None or len(value) > MAX_VALUE_CHARS:
                 got = f"{len(value):,} characters" if value else _kind(raw_value)
-                aggregate.problem(where, f"bad_{name}", f"{path.spec if path else name}: expected a short "
-                                  f"{name} name, got {got}; counted without it", True)
+                aggregate.problem(_where(shown, line, record), f"bad_{name}", f"{chain.source(record)}: expected a "
+                                  f"short {name} name, got {got}; counted without it", True)
                 value = None
-            values[name] = aggregate.bounded(name, value, where) if value else None
-        aggregate.add(aggregate.bounded("route", route, where), when, values["arm"], values["model"],
-                      values["error"], values["prompt"])
+            values.append(bounded(name, value, shown, line, record) if value else None)
+        add(bounded("route", route, shown, line, record), when, *values)
 
+
+def _where(shown: str, line: int, record: Record) -> str:
+    where = f"{shown}:{line}" if line else shown
+    span = record.get("span.where")
+    return f"{where}: {span}" if span else where
