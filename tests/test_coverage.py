@@ -134,6 +134,41 @@ def test_traffic_weighted_pass_rate_from_a_real_run(tmp_path: Path, app: None) -
     assert result.cases_as_of is not None  # the run's start dates the evidence
 
 
+def test_stale_from_the_suites_last_commit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import subprocess
+
+    write_suite(tmp_path / "s.yaml", {"billing": (40, 0)})
+    later = profile_of({"billing": 500}, {"billing": {"m1": "2025-03-03T00:00:00Z", "m2": "2099-01-01T00:00:00Z"}})
+    save_profile(later, tmp_path / "p.json")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "s.yaml"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "suite"], check=True)
+    capsys.readouterr()
+    assert main(["coverage", "s.yaml", "--traffic", "p.json", "--json", "c.json"]) == ExitCode.OK
+    route = json.loads(Path("c.json").read_text())["routes"][0]
+    assert (route["status"], route["change"]) == ("stale", "model m2")
+    assert "re-run: model m2 since 2099-01-01" in capsys.readouterr().out
+    # An uncommitted edit: the commit no longer dates the cases, so nothing is called stale.
+    Path("s.yaml").write_text(Path("s.yaml").read_text() + "# edited\n")
+    assert main(["coverage", "s.yaml", "--traffic", "p.json", "--json", "c.json"]) == ExitCode.OK
+    assert json.loads(Path("c.json").read_text())["routes"][0]["status"] == "covered"
+
+
+def test_gate_exit_code_puts_the_run_first(tmp_path: Path) -> None:
+    from evalkit.report.coverage import GateCoverage
+
+    suite = load_suite(write_suite(tmp_path / "s.yaml", {"general": (40, 0)}))
+    blocking = GateCoverage(coverage(suite, profile_of({"general": 10, "billing": 10}),
+                                     config=CoverageConfig(block=("missing",))))
+    assert blocking.exit_code(ExitCode.OK) == ExitCode.COVERAGE_FAILED
+    assert blocking.exit_code(ExitCode.REGRESSION) == ExitCode.REGRESSION
+    assert blocking.exit_code(ExitCode.INCONCLUSIVE) == ExitCode.INCONCLUSIVE
+    assert blocking.annotations() == ("::error file=s.yaml,title=coverage billing::route billing carries 50%25 of "
+                                      "traffic and is missing (0 cases; add 39 cases)\n")
+    assert GateCoverage(None, "no profile").exit_code(ExitCode.OK) == ExitCode.OK
+
+
 def test_a_suite_without_routes_is_one_line(tmp_path: Path) -> None:
     suite = load_suite(write_suite(tmp_path / "s.yaml", {}, unrouted=3))
     with pytest.raises(ConfigError) as error:
@@ -266,3 +301,49 @@ def test_profile_loaded_from_disk_gives_the_same_coverage(tmp_path: Path) -> Non
     direct = coverage(suite, profile_of(COUNTS)).to_dict()
     loaded = coverage(suite, load_profile("p.json")).to_dict()
     assert direct == loaded
+
+
+# --- the README's walkthrough on the example suite and its example traffic -------------------------------------
+
+
+def test_readme_walkthrough(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from .conftest import REPO
+
+    example = REPO / "examples" / "traffic"
+    assert main(["traffic", "import", str(example / "traffic.csv"), "--from", "csv", "--out", "traffic.json"]) == 0
+    assert capsys.readouterr().out.splitlines()[:2] == [
+        "imported 4,100 requests on 8 routes from 1 file (csv, 4,101 lines) into traffic.json",
+        "window: 2025-03-03T00:00:10Z → 2025-03-16T23:59:37Z",
+    ]
+    assert main(["traffic", "import", str(example / "traffic.otlp.jsonl.gz"), "--from", "otel",
+                 "--out", "traffic-otel.json"]) == 0
+    assert load_profile("traffic-otel.json").to_dict()["routes"] == load_profile("traffic.json").to_dict()["routes"]
+
+    suite_path = REPO / "suites" / "support_reply.yaml"
+    suite = load_suite(suite_path)
+    capsys.readouterr()
+    code = main(["coverage", str(suite_path), "--traffic", "traffic.json"])
+    if not any(case.route for case in suite.cases):  # until the example suite's cases carry routes
+        assert code == ExitCode.USAGE_ERROR
+        assert "cases[*].route: expected a route on at least one case" in capsys.readouterr().err
+    else:
+        assert code == ExitCode.OK
+        result = json.loads(Path(".evalkit/coverage/support_reply.json").read_text())
+        rows = {r["route"]: r for r in result["routes"]}
+        general = result["routes"][0]
+        assert general["route"] == "general" and general["head"]
+        assert round(general["share"], 3) == 0.555 and general["case_share"] <= 0.10
+        assert (rows["order-status"]["status"], rows["order-status"]["add"]) == ("missing", 39)
+        assert result["distance"]["flagged"] and result["arms"]["flagged"]
+        assert ("arms: warm 90% · concise 6% · formal 4% against an equal split (no weights configured): SKEWED "
+                "(χ² goodness of fit p < 0.001, TVD 0.56)") in capsys.readouterr().out
+        assert set(result["head"]) == {"general", "shipping", "returns", "billing", "account", "technical",
+                                       "order-status", "escalation"}
+
+    for window, bound in (("week1.json", "--until"), ("week2.json", "--since")):
+        assert main(["traffic", "import", str(example / "traffic.csv"), "--from", "csv", bound, "2025-03-10",
+                     "--out", window]) == 0
+    capsys.readouterr()
+    assert main(["coverage", "drift", "--traffic", "week1.json", "week2.json",
+                 "--arm-weights", "warm=1,concise=1,formal=1"]) == 0
+    assert capsys.readouterr().out.startswith("ROUTE DRIFT · ARM SKEW: week1.json (2,089 requests")

@@ -124,9 +124,11 @@ def test_otlp_spans_model_calls_only_route_inherited_from_the_workflow_span(tmp_
 def test_otlp_span_without_a_route_names_where_it_is(tmp_path: Path) -> None:
     spans = [{"spanId": "c1", "name": "chat", "attributes": _attrs(gen_ai__operation__name="chat")},
              {"spanId": "c2", "name": "chat", "attributes": _attrs(gen_ai__operation__name="chat", route="general")}]
-    path = _lines(tmp_path / "s.jsonl", [{"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}])
+    on_resource = {"resource": {"attributes": _attrs(gen_ai__agent__name="billing-agent")},
+                   "scopeSpans": [{"spans": [{"spanId": "c3", "attributes": _attrs(gen_ai__operation__name="chat")}]}]}
+    path = _lines(tmp_path / "s.jsonl", [{"resourceSpans": [{"scopeSpans": [{"spans": spans}]}, on_resource]}])
     profile = import_traffic([path], "otel")
-    assert profile.requests == 1
+    assert {k: v.requests for k, v in profile.routes.items()} == {"general": 1, "billing-agent": 1}
     assert profile.problem_samples == (
         f"{path}:1: resourceSpans[0].scopeSpans[0].spans[0]: route: expected a route name at evalkit.route, "
         "route, gen_ai.workflow.name, gen_ai.agent.name, got nothing",
@@ -295,6 +297,26 @@ def test_cli_import_prints_the_table_and_problems(tmp_path: Path, capsys: pytest
     assert captured.err == ("evalkit: warning: 1 problem line (1 not counted; 1 missing_route); the first 1:\n"
                             "  t.csv:3: route: expected a route name at route, got nothing\n")
     assert load_profile("p.json").requests == 2
+
+
+def test_cli_import_reports_problem_lines_as_the_readme_shows(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "logs.jsonl").write_text('{"route": "a"}\n{"other": 1}\nnot json\n' + '{"route": "b"}\n' * 4
+                                         + '{"route": "a", "ti')
+    assert main(["traffic", "import", "logs.jsonl", "--from", "jsonl"]) == ExitCode.OK
+    assert capsys.readouterr().err == (
+        "evalkit: warning: 3 problem lines (3 not counted; 1 missing_route, 1 invalid_json, 1 truncated); "
+        "the first 3:\n"
+        "  logs.jsonl:2: route: expected a route name at route, metadata.route, got nothing\n"
+        "  logs.jsonl:3: expected a JSON record, got invalid JSON (Expecting value at column 1)\n"
+        "  logs.jsonl:8: expected a complete JSON record, got a truncated last line (18 bytes)\n")
+    assert load_profile("traffic.json").requests == 5
+    (tmp_path / "nothing.jsonl").write_text("not json\n")
+    assert main(["traffic", "import", "nothing.jsonl", "--from", "jsonl", "--out", "n.json"]) == ExitCode.USAGE_ERROR
+    assert capsys.readouterr().err == (
+        "evalkit: error: nothing.jsonl: expected jsonl records with a route, got none from 1 line (1 problem) "
+        "(first problem: nothing.jsonl:1: expected a JSON record, got invalid JSON (Expecting value at column 1))\n")
+    assert not Path("n.json").exists()
 
 
 def test_cli_import_bad_arguments_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -466,9 +466,10 @@ def import_traffic(files: Sequence[str | os.PathLike[str]], log_format: str, *, 
     if not routes:
         first = f" (first problem: {aggregate.samples[0]})" if aggregate.samples else ""
         window = " in the --since/--until window" if aggregate.outside else ""
+        lines = sum(s.lines for s in sources)
         raise TrafficError(f"{', '.join(str(f) for f in files)}: expected {log_format} records with a route"
-                           f"{window}, got none from {sum(s.lines for s in sources):,} lines"
-                           f" ({aggregate.problems:,} problems){first}")
+                           f"{window}, got none from {lines:,} line{'s' if lines != 1 else ''}"
+                           f" ({aggregate.problems:,} problem{'s' if aggregate.problems != 1 else ''}){first}")
     spans = list(aggregate.span.values())
     return TrafficProfile(
         routes=routes, hours=aggregate.hours(),
