@@ -9,6 +9,7 @@ from evalkit.analysis.traffic import TrafficProfile, import_traffic, load_profil
 from evalkit.baseline import Baseline, Sample, load_baseline, save_baseline
 from evalkit.compare import Comparison, GateConfig, Metric, compare
 from evalkit.conditions import Conditions
+from evalkit.core.trajectory import Fault, ToolCall, ToolEvent, Trajectory
 from evalkit.errors import (
     BaselineError,
     ConfigError,
@@ -22,11 +23,13 @@ from evalkit.errors import (
     TemplateError,
     TrafficError,
 )
-from evalkit.providers.base import Attempt, CallRecord, Completion, Provider, Request
+from evalkit.providers import register_provider
+from evalkit.providers.base import Attempt, CallRecord, Completion, Provider, ProviderSpec, Request
 from evalkit.results import CaseResult, Run, load_run, merge_runs
 from evalkit.runner import RunOptions, resume_run, run_suite
-from evalkit.scorers import Score, register
+from evalkit.scorers import Score, ScoreContext, register
 from evalkit.suite import Case, Check, Suite, Target, load_suite
+from evalkit.targets import register_target
 
 __all__ = [
     "Attempt",
@@ -46,11 +49,13 @@ __all__ = [
     "DriftConfig",
     "EvalkitError",
     "ExitCode",
+    "Fault",
     "GateConfig",
     "Metric",
     "PrerequisiteError",
     "Provider",
     "ProviderError",
+    "ProviderSpec",
     "PublishError",
     "Request",
     "ResultsError",
@@ -59,11 +64,15 @@ __all__ = [
     "RunOptions",
     "Sample",
     "Score",
+    "ScoreContext",
     "Suite",
     "Target",
     "TemplateError",
+    "ToolCall",
+    "ToolEvent",
     "TrafficError",
     "TrafficProfile",
+    "Trajectory",
     "compare",
     "coverage",
     "drift",
@@ -74,6 +83,8 @@ __all__ = [
     "load_suite",
     "merge_runs",
     "register",
+    "register_provider",
+    "register_target",
     "resume_run",
     "run_suite",
     "save_baseline",
