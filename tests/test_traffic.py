@@ -275,8 +275,7 @@ def test_profile_round_trip_and_refusals(tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text(json.dumps({"format": PROFILE_FORMAT, "routes": {"a": {"requests": "12"}}}))
     with pytest.raises(TrafficError) as error:
         load_profile(tmp_path / "bad.json")
-    assert str(error.value) == f"{tmp_path / 'bad.json'}: routes.a.requests: expected a count (an integer ≥ 0), got " \
-                               "a string ('12')"
+    assert str(error.value) == f"{tmp_path / 'bad.json'}: routes.a.requests: expected an integer, got a string ('12')"
     with pytest.raises(TrafficError, match="traffic profile not found"):
         load_profile(tmp_path / "absent.json")
 

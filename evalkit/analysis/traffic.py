@@ -180,68 +180,35 @@ def save_profile(profile: TrafficProfile, path: str | os.PathLike[str]) -> None:
 
 
 def load_profile(path: str | os.PathLike[str]) -> TrafficProfile:
-    """Reads a profile; a foreign, corrupt or empty one is one :class:`TrafficError` line."""
-    location = Path(path)
-    data = read_versioned(location, PROFILE_FORMAT, TrafficError,
-                          "traffic profile not found (write one with: evalkit traffic import)")
+    """Reads a profile (checked against ``schemas/traffic.schema.json``); a foreign, corrupt or empty one is
+    one :class:`TrafficError` line."""
     shown = str(path)
-    check = _Checker(shown)
-    routes_raw = check.mapping(data.get("routes"), "routes")
-    routes = {}
-    for name, raw in routes_raw.items():
-        at = f"routes.{name}"
-        item = check.mapping(raw, at)
-        routes[str(name)] = RouteTraffic(
-            requests=check.count(item.get("requests"), f"{at}.requests"),
-            first=item.get("first"), last=item.get("last"),
-            arms={str(k): check.count(v, f"{at}.arms.{k}") for k, v in check.mapping(item.get("arms", {}),
-                                                                                    f"{at}.arms").items()},
-            models=check.seen(item.get("models", {}), f"{at}.models"),
-            errors={str(k): check.count(v, f"{at}.errors.{k}") for k, v in check.mapping(item.get("errors", {}),
-                                                                                        f"{at}.errors").items()},
-            prompts=check.seen(item.get("prompts", {}), f"{at}.prompts"),
-        )
-    if not routes or not any(r.requests for r in routes.values()):
+    data = read_versioned(Path(path), PROFILE_FORMAT, TrafficError,
+                          "traffic profile not found (write one with: evalkit traffic import)", schema="traffic")
+
+    def seen(values: Mapping[str, Any]) -> dict[str, Seen]:
+        return {name: Seen(v["requests"], v.get("first"), v.get("last")) for name, v in values.items()}
+
+    routes = {
+        name: RouteTraffic(item["requests"], item.get("first"), item.get("last"), dict(item.get("arms", {})),
+                           seen(item.get("models", {})), dict(item.get("errors", {})), seen(item.get("prompts", {})))
+        for name, item in data["routes"].items()
+    }
+    if not any(r.requests for r in routes.values()):
         raise TrafficError(f"{shown}: routes: expected requests on at least one route, got none "
                            "(an empty profile: check the import's route field)")
-    problems = check.mapping(data.get("problems", {}), "problems")
+    problems = data.get("problems", {})
     return TrafficProfile(
-        routes=routes,
-        hours={str(h): {str(r): check.count(c, f"hours.{h}.{r}") for r, c in check.mapping(v, f"hours.{h}").items()}
-               for h, v in check.mapping(data.get("hours", {}), "hours").items()},
-        first=data.get("first"), last=data.get("last"), untimed=int(data.get("untimed", 0)),
-        outside_window=int(data.get("outside_window", 0)), problems=int(problems.get("total", 0)),
-        uncounted=int(problems.get("uncounted", 0)), problem_kinds=dict(problems.get("kinds", {})),
+        routes=routes, hours={hour: dict(counts) for hour, counts in data.get("hours", {}).items()},
+        first=data.get("first"), last=data.get("last"), untimed=data.get("untimed", 0),
+        outside_window=data.get("outside_window", 0), problems=problems.get("total", 0),
+        uncounted=problems.get("uncounted", 0), problem_kinds=dict(problems.get("kinds", {})),
         problem_samples=tuple(problems.get("samples", ())),
-        sources=tuple(Source(**s) for s in data.get("sources", []) if isinstance(s, dict)),
+        sources=tuple(Source(s["file"], s["format"], s.get("lines", 0), s.get("records", 0), s.get("skipped", 0),
+                             s.get("problems", 0)) for s in data.get("sources", [])),
         fields={k: tuple(v) for k, v in data.get("fields", {}).items()},
         since=data.get("since"), until=data.get("until"), path=shown,
     )
-
-
-class _Checker:
-    """Type checks for a profile read back from disk, each failure one ``file: field: expected, got`` line."""
-
-    def __init__(self, where: str) -> None:
-        self.where = where
-
-    def mapping(self, value: Any, at: str) -> Mapping[str, Any]:
-        if not isinstance(value, dict):
-            raise TrafficError(f"{self.where}: {at}: expected an object, got {_kind(value)}")
-        return value
-
-    def count(self, value: Any, at: str) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise TrafficError(f"{self.where}: {at}: expected a count (an integer ≥ 0), got {_kind(value)}")
-        return value
-
-    def seen(self, value: Any, at: str) -> dict[str, Seen]:
-        out = {}
-        for name, item in self.mapping(value, at).items():
-            entry = self.mapping(item, f"{at}.{name}")
-            out[str(name)] = Seen(self.count(entry.get("requests"), f"{at}.{name}.requests"), entry.get("first"),
-                                  entry.get("last"))
-        return out
 
 
 def _kind(value: Any) -> str:
