@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -77,19 +77,13 @@ class CoverageConfig:
             scope=str(data.get("scope", "head")),
             arms=dict(data["arms"]) if data.get("arms") else None,
         )
-        return _replace(config, overrides)
+        return replace(config, **{k: v for k, v in overrides.items() if v is not None})
 
     def to_dict(self) -> dict[str, Any]:
         return {"traffic": self.traffic, "min_precision": self.min_precision, "level": self.level,
                 "head_share": self.head_share, "min_share": self.min_share, "max_distance": self.max_distance,
                 "alpha": self.alpha, "warn": list(self.warn), "block": list(self.block), "scope": self.scope,
                 "arms": dict(self.arms) if self.arms else None}
-
-
-def _replace(config: CoverageConfig, overrides: Mapping[str, Any]) -> CoverageConfig:
-    from dataclasses import replace
-
-    return replace(config, **{k: v for k, v in overrides.items() if v is not None})
 
 
 @dataclass(frozen=True)
