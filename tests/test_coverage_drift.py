@@ -101,7 +101,7 @@ def test_cli_drift_prints_the_verdict_and_writes_reports(tmp_path: Path, capsys:
     assert lines[:3] == [
         "ROUTE DRIFT · ARM SKEW: w1.json (2,089 requests, 2025-03-03 → 2025-03-09) → w2.json (2,011, "
         "2025-03-10 → 2025-03-16)",
-        "  route mix shifted: TVD 0.096 (upper bound 0.122 ≥ 0.05), permutation p < 0.001 < 0.01",
+        "  route mix shifted: TVD 0.096 (upper bound 0.122 ≥ 0.05), permutation p < 0.001 (α 0.01)",
         "  arm skew: 'warm' takes 89% of the new window against 33% configured (χ² goodness of fit p < 0.001)",
     ]
     assert any(line.startswith("general        1,066   51.0%   1,210   60.2%    +9.1") for line in lines)

@@ -253,7 +253,7 @@ def drift(old: TrafficProfile, new: TrafficProfile, config: DriftConfig | None =
     reasons = []
     if flags["flag_tvd"]:
         reasons.append(f"route mix shifted: TVD {tvd:.3f} (upper bound {upper:.3f} ≥ {config.tvd:g}), "
-                       f"permutation p {format_p(p_value)} < {config.alpha:g}")
+                       f"permutation p {format_p(p_value)} (α {config.alpha:g})")
     if flags["flag_psi"]:
         reasons.append(f"PSI {psi:.3f} ≥ {threshold:.3f} (the threshold at these sample sizes), "
                        f"permutation p {format_p(p_value)}")
