@@ -200,9 +200,9 @@ def test_missing_route_on_some_lines_truncated_and_invalid_lines(tmp_path: Path)
     expected = [
         f"{path}:2: route: expected a route name at route, metadata.route, got nothing",
         f"{path}:3: expected a JSON record, got invalid JSON (Expecting value at column 1)",
-        f"{path}:4: expected a jsonl record (a JSON object), got a number (1)",
-        f"{path}:4: expected a jsonl record (a JSON object), got a number (2)",
-        f"{path}:5: route: expected a route name at route, got an object",
+        f"{path}:4: expected a jsonl record (a JSON object), got an integer (1)",
+        f"{path}:4: expected a jsonl record (a JSON object), got an integer (2)",
+        f"{path}:5: route: expected a route name at route, got a mapping",
         f"{path}:6: route: expected a route name at route, got 300 characters (prompt text?)",
         f"{path}:7: arm: expected a short arm name, got a list; counted without it",
         f"{path}:8: expected a complete JSON record, got a truncated last line (18 bytes)",

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, NamedTuple, cast
 
+from evalkit.schema import describe as _describe
+
 INFERENCE_OPERATIONS = frozenset({"chat", "text_completion", "generate_content"})
 """``gen_ai.operation.name`` values that are one model request each (OpenTelemetry GenAI conventions)."""
 ARRAY_CHUNK = 1 << 20
@@ -40,16 +42,6 @@ class Problem(NamedTuple):
 
 Record = Mapping[str, Any]
 Item = tuple[int, "Record | Problem"]
-
-
-def _describe(value: Any) -> str:
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    if value is None:
-        return "null"
-    return type(value).__name__
 
 
 def _open(path: Path) -> IO[bytes]:

@@ -30,6 +30,7 @@ from evalkit.analysis.logs import (
 )
 from evalkit.artifact import read_versioned, write_atomic
 from evalkit.errors import TrafficError
+from evalkit.schema import describe as _describe
 
 PROFILE_FORMAT = "evalkit.traffic/1"
 FIELDS = ("route", "arm", "model", "error", "prompt", "time")
@@ -209,18 +210,6 @@ def load_profile(path: str | os.PathLike[str]) -> TrafficProfile:
         fields={k: tuple(v) for k, v in data.get("fields", {}).items()},
         since=data.get("since"), until=data.get("until"), path=shown,
     )
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "nothing"
-    if isinstance(value, bool):
-        return f"a boolean ({str(value).lower()})"
-    if isinstance(value, int | float):
-        return f"a number ({value})"
-    if isinstance(value, str):
-        return f"a string ({value[:40]!r})"
-    return "a list" if isinstance(value, list) else "an object" if isinstance(value, dict) else type(value).__name__
 
 
 # --- timestamps ------------------------------------------------------------------------------------------
@@ -472,13 +461,13 @@ def _consume(reader: Iterable[tuple[int, Record | Problem]], shown: str, log_for
                 aggregate.problem(where, record.kind, record.detail, False)
             else:
                 aggregate.problem(where, "not_an_object", f"expected a {log_format} record (a JSON object), "
-                                  f"got {_kind(record)}", False)
+                                  f"got {_describe(record)}", False)
             continue
         raw = route_of(record)
         route = raw.strip() if type(raw) is str else _scalar(raw)
         if not route or len(route) > MAX_VALUE_CHARS:
             got = ("nothing" if raw is None or raw == "" else f"{len(route):,} characters (prompt text?)"
-                   if route else _kind(raw))
+                   if route else _describe(raw))
             aggregate.problem(_where(shown, line, record), "missing_route" if raw is None or raw == "" else
                               "bad_route", f"route: expected a route name at {route_of.source(record)}, got {got}",
                               False)
@@ -490,7 +479,7 @@ def _consume(reader: Iterable[tuple[int, Record | Problem]], shown: str, log_for
                 when = to_epoch(raw_time)
             except (ValueError, OverflowError, OSError):
                 aggregate.problem(_where(shown, line, record), "bad_time", f"{time_of.source(record)}: expected an "
-                                  f"ISO 8601 time or a Unix timestamp, got {_kind(raw_time)}", not windowed)
+                                  f"ISO 8601 time or a Unix timestamp, got {_describe(raw_time)}", not windowed)
         if windowed:
             if when is None:
                 if raw_time is None:
@@ -509,7 +498,7 @@ def _consume(reader: Iterable[tuple[int, Record | Problem]], shown: str, log_for
                 continue
             value = raw_value.strip() if type(raw_value) is str else _scalar(raw_value)
             if value is None or len(value) > MAX_VALUE_CHARS:
-                got = f"{len(value):,} characters" if value else _kind(raw_value)
+                got = f"{len(value):,} characters" if value else _describe(raw_value)
                 aggregate.problem(_where(shown, line, record), f"bad_{name}", f"{chain.source(record)}: expected a "
                                   f"short {name} name, got {got}; counted without it", True)
                 value = None
