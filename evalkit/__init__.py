@@ -3,6 +3,9 @@
 The public API; the ``evalkit`` command is a thin layer over these functions.
 """
 
+from evalkit.analysis.coverage import Coverage, CoverageConfig, coverage
+from evalkit.analysis.drift import Drift, DriftConfig, drift
+from evalkit.analysis.traffic import TrafficProfile, import_traffic, load_profile, save_profile
 from evalkit.baseline import Baseline, Sample, load_baseline, save_baseline
 from evalkit.compare import Comparison, GateConfig, Metric, compare
 from evalkit.conditions import Conditions
@@ -19,6 +22,7 @@ from evalkit.errors import (
     ResultsError,
     RunInterrupted,
     TemplateError,
+    TrafficError,
 )
 from evalkit.providers import register_provider
 from evalkit.providers.base import Attempt, CallRecord, Completion, Provider, ProviderSpec, Request
@@ -41,6 +45,10 @@ __all__ = [
     "Completion",
     "Conditions",
     "ConfigError",
+    "Coverage",
+    "CoverageConfig",
+    "Drift",
+    "DriftConfig",
     "EvalkitError",
     "ExitCode",
     "Fault",
@@ -65,9 +73,15 @@ __all__ = [
     "TemplateError",
     "ToolCall",
     "ToolEvent",
+    "TrafficError",
+    "TrafficProfile",
     "Trajectory",
     "compare",
+    "coverage",
+    "drift",
+    "import_traffic",
     "load_baseline",
+    "load_profile",
     "load_run",
     "load_suite",
     "merge_runs",
@@ -78,4 +92,5 @@ __all__ = [
     "resume_run",
     "run_suite",
     "save_baseline",
+    "save_profile",
 ]

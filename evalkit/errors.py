@@ -9,6 +9,7 @@
     ├── ProviderError            a provider could not be started or reached at all
     ├── ResultsError             a run directory or results file is missing, foreign or corrupt
     ├── BaselineError            a baseline file is missing, foreign or corrupt, or a run cannot be one
+    ├── TrafficError             a traffic log or profile is missing, unreadable, foreign or holds no requests
     ├── PublishError             GitHub refused or could not be reached when posting a report
     ├── JudgeError               a judge has no usable calibration record, or cannot be calibrated as asked
     └── RunInterrupted           Ctrl-C: what finished is saved, and the message says how to resume
@@ -36,6 +37,8 @@ class ExitCode(IntEnum):
     """``evalkit judge check``: verdicts on the anchors moved beyond the calibration's noise floor."""
     JUDGE_INCONCLUSIVE = 8
     """``evalkit judge check``: too little was scored to tell (or the instrument failed)."""
+    COVERAGE_FAILED = 9
+    """Traffic coverage found a blocking gap, or ``coverage drift --check`` found router drift."""
     INTERNAL_ERROR = 70
     INTERRUPTED = 130
     TERMINATED = 143
@@ -74,6 +77,10 @@ class ResultsError(EvalkitError):
 
 class BaselineError(EvalkitError):
     """A baseline file is missing, of an unknown format version or corrupt, or a run cannot become one."""
+
+
+class TrafficError(EvalkitError):
+    """A traffic log cannot be read or yields no requests, or a traffic profile is missing, foreign or empty."""
 
 
 class PublishError(EvalkitError):

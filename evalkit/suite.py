@@ -113,6 +113,8 @@ class Suite:
     """Every file the suite reads (itself, prompt templates, cases file), as display paths."""
     gate: Mapping[str, Any] = field(default_factory=dict, hash=False)
     """The ``gate:`` section: alpha, margins, what blocks (see :class:`evalkit.compare.GateConfig`)."""
+    coverage: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    """The ``coverage:`` section: traffic profile, precision, what warns or blocks (see ``evalkit coverage``)."""
 
     def case(self, case_id: str) -> Case:
         """The case with this id."""
@@ -400,6 +402,7 @@ def load_suite(path: str | os.PathLike[str]) -> Suite:
         files=tuple(dict.fromkeys([display, *(t.origin for t in target.templates if ":" not in t.origin),
                                    *([cases_source] if cases_source != display else [])])),
         gate=dict(raw.get("gate", {})),
+        coverage=dict(raw.get("coverage", {})),
     )
 
 

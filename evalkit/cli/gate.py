@@ -41,6 +41,7 @@ def run_gate(run_result: Any, baseline_path: Path, margin: float | None, alpha: 
     from evalkit.compare import GateConfig, compare
     from evalkit.github import append_step_summary
     from evalkit.report import render_annotations, render_comparison, render_junit, render_markdown
+    from evalkit.report.coverage import gate_coverage
 
     baseline = load_baseline(baseline_path)
     overrides: dict[str, Any] = {"margin": margin, "alpha": alpha}
@@ -49,21 +50,26 @@ def run_gate(run_result: Any, baseline_path: Path, margin: float | None, alpha: 
     config = GateConfig.from_mapping(run_result.suite.gate, **overrides)
     comparison = compare(run_result, baseline, config)
     render_comparison(comparison, console())
-    markdown = render_markdown(comparison)
+    coverage = gate_coverage(run_result)  # None unless the suite has a coverage: section
+    if coverage:
+        coverage.print(console())
+    markdown = render_markdown(comparison) + (coverage.markdown if coverage else "")
     if markdown_path:
         markdown_path.write_text(markdown, "utf-8")
     if junit_path:
         junit_path.write_text(render_junit(comparison), "utf-8")
     if json_path:
-        json_path.write_text(json.dumps(comparison.to_dict(), indent=2, ensure_ascii=False) + "\n", "utf-8")
+        report = {**comparison.to_dict(), **({"coverage": coverage.data} if coverage else {})}
+        json_path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", "utf-8")
     if html_path:
         from evalkit.report.html import render_html
 
         html_path.write_text(render_html(run_result, comparison, baseline=baseline), "utf-8")
     if github:
         click.echo(render_annotations(comparison, file=str(baseline_path)), nl=False)
+        click.echo(coverage.annotations() if coverage else "", nl=False)
         append_step_summary(markdown)
-    return int(comparison.exit_code)
+    return coverage.exit_code(int(comparison.exit_code)) if coverage else int(comparison.exit_code)
 
 
 @cli.command(name="compare")

@@ -1,0 +1,1 @@
+"""Analyses over traffic, runs and the history store (each module imports numpy/scipy lazily)."""
