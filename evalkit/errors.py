@@ -10,6 +10,7 @@
     ├── ResultsError             a run directory or results file is missing, foreign or corrupt
     ├── BaselineError            a baseline file is missing, foreign or corrupt, or a run cannot be one
     ├── PublishError             GitHub refused or could not be reached when posting a report
+    ├── StoreError               the history store is corrupt, foreign, newer than evalkit, or unreachable
     └── RunInterrupted           Ctrl-C: what finished is saved, and the message says how to resume
 
 Anything else that escapes is a bug in evalkit and keeps its traceback.
@@ -73,6 +74,11 @@ class PublishError(EvalkitError):
     """Posting a report (a PR comment) failed; the report itself was already written."""
 
     exit_code = ExitCode.RUN_FAILED
+
+
+class StoreError(EvalkitError):
+    """The history store cannot be opened, read or written: corrupt, foreign, written by a newer evalkit,
+    or unreachable. A run's directory is never affected: the journal is the source of truth."""
 
 
 class RunInterrupted(EvalkitError):
