@@ -396,16 +396,19 @@ def peak_and_trough(frame: pd.DataFrame, hours: tuple[int, ...], *, level: float
         bottom = np.percentile(np.concatenate([trough_runs[int(i)] for i in trough_index]), 95)
         return float(top / bottom)
 
-    indices = (np.arange(len(peak_runs)), np.arange(len(trough_runs)))
-    interval = stats.bootstrap(indices, ratio, vectorized=False, paired=False, n_resamples=resamples,
-                               confidence_level=level, method="percentile",
-                               random_state=numpy_draws(seed, "diurnal", "peak-trough")).confidence_interval
+    low_ci = high_ci = math.nan  # resamples=0: no interval (simulations that only need the hours)
+    if resamples:
+        indices = (np.arange(len(peak_runs)), np.arange(len(trough_runs)))
+        interval = stats.bootstrap(indices, ratio, vectorized=False, paired=False, n_resamples=resamples,
+                                   confidence_level=level, method="percentile",
+                                   random_state=numpy_draws(seed, "diurnal", "peak-trough")).confidence_interval
+        low_ci, high_ci = float(interval.low), float(interval.high)
     peak_p95 = float(np.percentile(np.concatenate(peak_runs), 95))
     trough_p95 = float(np.percentile(np.concatenate(trough_runs), 95))
     base = effects[trough]
     return PeakTrough(
         peak_hour=peak, trough_hour=trough, peak_p95=peak_p95, trough_p95=trough_p95, ratio=peak_p95 / trough_p95,
-        ci_low=float(interval.low), ci_high=float(interval.high),
+        ci_low=low_ci, ci_high=high_ci,
         adjusted_ratio=math.exp(float(np.squeeze(adjusted.effect))), adjusted_low=math.exp(low),
         adjusted_high=math.exp(high), level=level,
         effects={hour: math.exp(value - base) for hour, value in effects.items()},
