@@ -136,7 +136,8 @@ def sweep_workflow(*, every: int = 3, minute: int = 17, ladder: str = "1,2,4,8,1
     steps = ",".join(map(str, parse_ladder(ladder)))
     hours = "*" if every == 1 else f"*/{every}"
     text = workflow_template(SWEEP_TEMPLATE)
-    text = _set(text, r'^(    - cron: )"[^"]*"(  # evalkit: sweep schedule.*)$', f"{minute} {hours} * * *", "sweep cron")
+    text = _set(text, r'^(    - cron: )"[^"]*"(  # evalkit: sweep schedule.*)$', f"{minute} {hours} * * *",
+                "sweep cron")
     text = text.replace("(every 3 h at :17;", f"(every {every} h at :{minute:02d};")
     text = _set(text, r'^(    - cron: )"[^"]*"(  # evalkit: ladder schedule.*)$', ladder_cron, "ladder cron")
     text = _set(text, r'^(  EVALKIT_LADDER_CRON: )"[^"]*"()$', ladder_cron, "EVALKIT_LADDER_CRON")

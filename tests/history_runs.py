@@ -48,7 +48,7 @@ def make_run(run_id: str, started: datetime, latencies: Sequence[float], *, suit
             attempts=attempts, error_class=error, error=error and f"{error}: failed",
             in_flight_at_start=in_flight[i] if in_flight else 1 + i % concurrency,
         )
-        ok = (passed[i] if passed else True) and error is None
+        ok = bool(passed[i] if passed else True) and error is None
         results.append(CaseResult(f"case-{i:04d}", 0, ok, "ok", (Score("contains", ok, float(ok), "r"),), call,
                                   tags=("t1",), prompt_sha256=f"{prompt}-{i}", route="billing" if i % 2 else "general"))
     summary = summarise_calls(r.call for r in results)

@@ -121,7 +121,7 @@ def test_peak_and_trough_match_statsmodels_and_numpy(fixed: pd.DataFrame) -> Non
     data = fixed[~fixed["cached"] & fixed["error_class"].isna()].assign(in_flight=lambda d: d["in_flight_at_start"])
     fit = smf.ols(reference_formula("C(hour_local)"), data).fit(
         cov_type="cluster", cov_kwds={"groups": pd.factorize(data["run_key"])[0]}, use_t=True)
-    effects = {h: 0.0 for h in sorted(data["hour_local"].unique())}
+    effects = dict.fromkeys(sorted(data["hour_local"].unique()), 0.0)
     effects.update({int(name.split("[T.")[1].rstrip("]")): value for name, value in fit.params.items()
                     if name.startswith("C(hour_local)")})
     assert p.peak_hour == max(effects, key=effects.__getitem__) and p.peak_hour in (13, 14, 15, 16)

@@ -31,6 +31,9 @@ ALPHA = 0.001
 """Otava's default p-value threshold for keeping a change point."""
 MIN_SIZE = 3
 """Fewest runs in a segment."""
+PENALTY = 3.0
+"""Penalty per change point of the search, × log(runs), on the standardised series (a modified BIC: it
+proposes candidates; the t-test decides)."""
 MIN_RUNS = 2 * MIN_SIZE + 2
 WINDOW = 2
 """Runs either side of a change point searched for what else changed."""
@@ -129,7 +132,7 @@ def find_change_points(values: Sequence[float] | np.ndarray, *, alpha: float = A
         return []
     standardised = ((x - np.median(x)) / scale).reshape(-1, 1)
     search = ruptures.KernelCPD(kernel="linear", min_size=min_size).fit(standardised)
-    breaks = [int(b) for b in search.predict(pen=penalty if penalty is not None else 2 * math.log(n))][:-1]
+    breaks = [int(b) for b in search.predict(pen=penalty if penalty is not None else PENALTY * math.log(n))][:-1]
     while breaks:
         bounds = [0, *breaks, n]
         p_values = [_welch(x[bounds[i]:bounds[i + 1]], x[bounds[i + 1]:bounds[i + 2]]) for i in range(len(breaks))]
@@ -167,8 +170,9 @@ def series_points(calls: pd.DataFrame, metric: str) -> list[Point]:
         group = grouped[key]
         value = _metric(group, metric)
         if value is not None:
-            started = group["started_at"].min()
-            points.append(Point(str(key), str(group["run_id"].iloc[0]), str(started), value, len(group)))
+            first = group["started_at"].min()
+            started = first.isoformat(timespec="seconds") if hasattr(first, "isoformat") else str(first)
+            points.append(Point(str(key), str(group["run_id"].iloc[0]), started, value, len(group)))
     return points
 
 

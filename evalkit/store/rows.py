@@ -62,6 +62,15 @@ def _score(result: CaseResult) -> float | None:
     return sum(graded) / len(graded) if graded else None
 
 
+def _int(value: Any) -> int | None:
+    """A plain int (a numpy integer from a user's target would be stored as bytes by sqlite3)."""
+    return None if value is None else int(value)
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
 def _call_row(key: str, result: CaseResult, offset: timedelta) -> tuple[Any, ...]:
     call = result.call
     started = datetime.fromisoformat(call.started_at.replace("Z", "+00:00"))
@@ -74,13 +83,14 @@ def _call_row(key: str, result: CaseResult, offset: timedelta) -> tuple[Any, ...
         "tags": ",".join(result.tags), "started_at": started.astimezone(UTC).isoformat(timespec="milliseconds"),
         "started_epoch": started.timestamp(), "hour_local": local.hour,
         "hour_frac": local.hour + local.minute / 60 + local.second / 3600, "weekday": local.weekday(),
-        "in_flight_at_start": call.in_flight_at_start, "ttft_s": call.ttft_s, "latency_s": call.latency_s,
-        "total_s": call.total_s, "prompt_tokens": call.prompt_tokens, "completion_tokens": call.completion_tokens,
-        "prompt_tokens_est": call.prompt_tokens_est, "completion_tokens_est": call.completion_tokens_est,
+        "in_flight_at_start": _int(call.in_flight_at_start), "ttft_s": _float(call.ttft_s),
+        "latency_s": _float(call.latency_s), "total_s": _float(call.total_s), "prompt_tokens": _int(call.prompt_tokens),
+        "completion_tokens": _int(call.completion_tokens), "prompt_tokens_est": _int(call.prompt_tokens_est),
+        "completion_tokens_est": _int(call.completion_tokens_est),
         "attempts": len(call.attempts), "failed_attempts": call.failed_attempts, "error_class_first": first_error,
         "error_class": call.error_class, "model_requested": call.model_requested,
         "model_returned": call.model_returned, "fingerprint": call.system_fingerprint, "cached": call.cached,
-        "passed": result.passed, "score": _score(result), "prompt_sha256": result.prompt_sha256,
+        "passed": bool(result.passed), "score": _score(result), "prompt_sha256": result.prompt_sha256,
         "stop_reason": call.stop_reason,
     }
     return tuple(values[column] for column in CALL_COLUMNS)
