@@ -11,6 +11,7 @@ import pytest
 from evalkit import BaselineError
 from evalkit.baseline import BASELINE_FORMAT, baseline_of, load_baseline, save_baseline
 from evalkit.conditions import Conditions
+from evalkit.core.trajectory import Trajectory
 from evalkit.providers.base import Attempt, CallRecord
 from evalkit.results import CaseResult, Run, SuiteIdentity
 from evalkit.scorers import Score
@@ -30,7 +31,7 @@ def make_run(outcomes: dict[str, bool], *, status: str = "complete", hour: int =
                           latency_s=0.2, ttft_s=0.05, attempts=(Attempt(1, 0.0, 0.2),), model_returned="m")
         results.append(CaseResult(case_id, 0, passed, f"out {case_id}",
                                   (Score("contains", passed, None, "r"), Score("contains", True, None, "r")),
-                                  call, ("route",)))
+                                  Trajectory((call,)), ("route",)))
     suite = SuiteIdentity("demo", "suites/demo.yaml", "s", tuple(outcomes), {"provider": "local"}, {})
     return Run("run-1", suite, 1, conditions, tuple(results), status=status)
 
@@ -80,5 +81,6 @@ def test_missing_baseline_file(tmp_path: Path) -> None:
 
 def test_cached_latencies_are_not_samples() -> None:
     run = make_run({"a": True})
-    cached = replace(run, results=(replace(run.results[0], call=replace(run.results[0].call, cached=True)),))
+    cached_call = replace(run.results[0].call, cached=True)
+    cached = replace(run, results=(replace(run.results[0], trajectory=Trajectory((cached_call,))),))
     assert baseline_of(cached).samples[0].latency_s is None

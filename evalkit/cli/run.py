@@ -95,6 +95,10 @@ def run(suite: Path | None, resume: Path | None, out: Path, run_id: str | None, 
     if note := record_quietly(result):  # the history store follows the journal; a failure only warns
         click.echo(note, err=True)
     render_run(result, console())
+    if result.status == "failed":
+        from evalkit.errors import ProviderError
+
+        raise ProviderError(f"{result.directory}: run failed: {result.failure}")
     if baseline_path is not None:
         raise click.exceptions.Exit(run_gate(result, baseline_path, **gate))
 
