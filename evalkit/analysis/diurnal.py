@@ -191,8 +191,15 @@ def _percentile(values: np.ndarray, q: float) -> float | None:
     return float(np.percentile(values, q)) if values.size else None
 
 
-def _group_stats(label: str, group: pd.DataFrame) -> GroupStats:
+def _pass_rate(group: pd.DataFrame) -> float | None:
+    """Per case, not per call: an agent's case has a row per call with its pass on each."""
     import numpy as np
+
+    cases = group[group["call_index"] == 0] if "call_index" in group else group
+    return float(np.mean(cases["passed"].to_numpy(bool))) if len(cases) else None
+
+
+def _group_stats(label: str, group: pd.DataFrame) -> GroupStats:
 
     latency = group["latency_s"].dropna().to_numpy(float)
     ttft = group["ttft_s"].dropna().to_numpy(float)
@@ -203,7 +210,7 @@ def _group_stats(label: str, group: pd.DataFrame) -> GroupStats:
         latency_p99=_percentile(latency, 99), ttft_p50=_percentile(ttft, 50), ttft_p95=_percentile(ttft, 95),
         error_rate_pre_retry=float(group["failed_attempts"].sum()) / attempts if attempts else None,
         error_rate_post_retry=float(group["error_class"].notna().mean()) if len(group) else None,
-        pass_rate=float(np.mean(group["passed"].to_numpy(bool))) if len(group) else None,
+        pass_rate=_pass_rate(group),
     )
 
 

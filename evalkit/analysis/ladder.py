@@ -94,7 +94,7 @@ class LadderReport:
 
 
 def _latencies(run: Run) -> list[float]:
-    return [r.call.latency_s for r in run.results if not r.call.cached and r.call.latency_s is not None]
+    return [c.latency_s for r in run.results for c in r.calls if not c.cached and c.latency_s is not None]
 
 
 def summarise_ladder(runs: Sequence[Run], *, sweep_id: str = "", tolerance: float = TOLERANCE,

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from evalkit.errors import StoreError
+from evalkit.providers.base import CallRecord
 from evalkit.results import CaseResult, Run
 from evalkit.store.schema import CALL_COLUMNS, RUN_COLUMNS
 
@@ -71,15 +72,15 @@ def _float(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
-def _call_row(key: str, result: CaseResult, offset: timedelta) -> tuple[Any, ...]:
-    call = result.call
+def _call_row(key: str, result: CaseResult, index: int, call: CallRecord, offset: timedelta) -> tuple[Any, ...]:
     started = datetime.fromisoformat(call.started_at.replace("Z", "+00:00"))
     if started.tzinfo is None:
         started = started.replace(tzinfo=UTC)
     local = started.astimezone(UTC) + offset
     first_error = call.attempts[0].error_class if call.attempts else call.error_class
     values = {
-        "run_key": key, "case_id": result.case_id, "repeat": result.repeat, "route": result.route,
+        "run_key": key, "case_id": result.case_id, "repeat": result.repeat, "call_index": index,
+        "route": result.route,
         "tags": ",".join(result.tags), "started_at": started.astimezone(UTC).isoformat(timespec="milliseconds"),
         "started_epoch": started.timestamp(), "hour_local": local.hour,
         "hour_frac": local.hour + local.minute / 60 + local.second / 3600, "weekday": local.weekday(),
@@ -110,11 +111,12 @@ def run_rows(run: Run, *, kind: str = "run", sweep_id: str | None = None, source
     digest = hashlib.sha256(f"{canonical}|{len(run.results)}|{kind}|{sweep_id}".encode()).hexdigest()
     try:
         offset = _offset(c.started_at_local)
-        calls = [_call_row(key, r, offset) for r in run.results]
+        calls = [_call_row(key, r, i, call, offset) for r in run.results for i, call in enumerate(r.calls)]
         started_epoch = _epoch(c.started_at_utc)
     except ValueError as exc:
         raise StoreError(f"{where}: started_at: expected ISO 8601 times, got {exc}") from None
-    measured = [r for r in run.results if not r.call.cached]
+    records = [call for r in run.results for call in r.calls]
+    measured = [call for call in records if not call.cached]
     values = {
         "run_key": key, "run_id": run.run_id, "suite": run.suite.name, "suite_path": run.suite.path,
         "suite_sha256": run.suite.sha256, "kind": kind, "sweep_id": sweep_id, "status": run.status,
@@ -129,8 +131,8 @@ def run_rows(run: Run, *, kind: str = "run", sweep_id: str | None = None, source
         "endpoint": c.endpoint, "model_requested": c.model_requested,
         "models_returned": ",".join(c.models_returned), "fingerprints": ",".join(c.system_fingerprints),
         "evalkit_version": c.evalkit_version, "git_commit": c.git_commit, "git_dirty": c.git_dirty,
-        "prompt_sha256": c.rendered_prompts_sha256, "judge": judge_identity(manifest), "calls": len(run.results),
-        "cached_calls": len(run.results) - len(measured), "throughput_per_s": c.throughput_per_s,
+        "prompt_sha256": c.rendered_prompts_sha256, "judge": judge_identity(manifest), "calls": len(records),
+        "cached_calls": len(records) - len(measured), "throughput_per_s": c.throughput_per_s,
         "pass_rate": sum(r.passed for r in run.results) / len(run.results) if run.results else None,
         "latency_p50": c.latency_p50, "latency_p95": c.latency_p95, "ttft_p95": c.ttft_p95,
         "error_rate_pre_retry": c.error_rate_pre_retry, "error_rate_post_retry": c.error_rate_post_retry,

@@ -24,13 +24,14 @@ RUN_COLUMNS: tuple[str, ...] = (
 """Columns of ``evalkit_runs``, in the order rows are written."""
 
 CALL_COLUMNS: tuple[str, ...] = (
-    "run_key", "case_id", "repeat", "route", "tags", "started_at", "started_epoch", "hour_local", "hour_frac",
-    "weekday", "in_flight_at_start", "ttft_s", "latency_s", "total_s", "prompt_tokens", "completion_tokens",
-    "prompt_tokens_est", "completion_tokens_est", "attempts", "failed_attempts", "error_class_first",
-    "error_class", "model_requested", "model_returned", "fingerprint", "cached", "passed", "score",
-    "prompt_sha256", "stop_reason",
+    "run_key", "case_id", "repeat", "call_index", "route", "tags", "started_at", "started_epoch", "hour_local",
+    "hour_frac", "weekday", "in_flight_at_start", "ttft_s", "latency_s", "total_s", "prompt_tokens",
+    "completion_tokens", "prompt_tokens_est", "completion_tokens_est", "attempts", "failed_attempts",
+    "error_class_first", "error_class", "model_requested", "model_returned", "fingerprint", "cached", "passed",
+    "score", "prompt_sha256", "stop_reason",
 )
-"""Columns of ``evalkit_calls`` (one row per provider call), in the order rows are written."""
+"""Columns of ``evalkit_calls`` (one row per provider call: an agent's case has several, ``call_index``
+0, 1, …; the case's pass and score are on each), in the order rows are written."""
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             run_key TEXT NOT NULL REFERENCES evalkit_runs (run_key) ON DELETE CASCADE,
             case_id TEXT NOT NULL,
             repeat INTEGER NOT NULL,
+            call_index INTEGER NOT NULL,
             route TEXT,
             tags TEXT NOT NULL,
             started_at TEXT,
@@ -130,7 +132,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             score DOUBLE PRECISION,
             prompt_sha256 TEXT,
             stop_reason TEXT,
-            PRIMARY KEY (run_key, case_id, repeat)
+            PRIMARY KEY (run_key, case_id, repeat, call_index)
         )""",
     )),
 )

@@ -187,7 +187,7 @@ class Store:
         columns = ", ".join([*(f"c.{c}" for c in CALL_COLUMNS), *(f"r.{c}" for c in RUN_FIELDS)])
         names, rows = self._connection.query(
             f"SELECT {columns} FROM evalkit_calls c JOIN evalkit_runs r ON r.run_key = c.run_key{where} "
-            "ORDER BY c.started_epoch, c.run_key, c.case_id, c.repeat", params)
+            "ORDER BY c.started_epoch, c.run_key, c.case_id, c.repeat, c.call_index", params)
         return _frame(names, rows)
 
     def export_parquet(self, path: str | os.PathLike[str], suite: str | None = None, *,
