@@ -17,6 +17,7 @@ from evalkit.errors import (
     PublishError,
     ResultsError,
     RunInterrupted,
+    StoreError,
     TemplateError,
 )
 from evalkit.providers import register_provider
@@ -24,6 +25,7 @@ from evalkit.providers.base import Attempt, CallRecord, Completion, Provider, Pr
 from evalkit.results import CaseResult, Run, load_run, merge_runs
 from evalkit.runner import RunOptions, resume_run, run_suite
 from evalkit.scorers import Score, ScoreContext, register
+from evalkit.store import Store, open_store
 from evalkit.suite import Case, Check, Suite, Target, load_suite
 from evalkit.targets import register_target
 
@@ -57,6 +59,8 @@ __all__ = [
     "Sample",
     "Score",
     "ScoreContext",
+    "Store",
+    "StoreError",
     "Suite",
     "Target",
     "TemplateError",
@@ -68,6 +72,7 @@ __all__ = [
     "load_run",
     "load_suite",
     "merge_runs",
+    "open_store",
     "register",
     "register_provider",
     "register_target",
