@@ -21,6 +21,7 @@ from evalkit.errors import (
     PublishError,
     ResultsError,
     RunInterrupted,
+    StoreError,
     TemplateError,
     TrafficError,
 )
@@ -30,6 +31,7 @@ from evalkit.report.html import render_html
 from evalkit.results import CaseResult, Run, load_run, merge_runs
 from evalkit.runner import RunOptions, resume_run, run_suite
 from evalkit.scorers import Score, ScoreContext, register
+from evalkit.store import Store, open_store
 from evalkit.suite import Case, Check, Suite, Target, load_suite
 from evalkit.targets import register_target
 
@@ -68,6 +70,8 @@ __all__ = [
     "Sample",
     "Score",
     "ScoreContext",
+    "Store",
+    "StoreError",
     "Suite",
     "Target",
     "TemplateError",
@@ -85,6 +89,7 @@ __all__ = [
     "load_run",
     "load_suite",
     "merge_runs",
+    "open_store",
     "register",
     "register_provider",
     "register_target",

@@ -12,6 +12,7 @@
     ├── TrafficError             a traffic log or profile is missing, unreadable, foreign or holds no requests
     ├── PublishError             GitHub refused or could not be reached when posting a report
     ├── JudgeError               a judge has no usable calibration record, or cannot be calibrated as asked
+    ├── StoreError               the history store is corrupt, foreign, newer than evalkit, or unreachable
     └── RunInterrupted           Ctrl-C: what finished is saved, and the message says how to resume
 
 Anything else that escapes is a bug in evalkit and keeps its traceback.
@@ -91,6 +92,11 @@ class PublishError(EvalkitError):
 
 class JudgeError(EvalkitError):
     """A judge has no calibration record, a foreign or corrupt one, or cannot be calibrated as asked."""
+
+
+class StoreError(EvalkitError):
+    """The history store cannot be opened, read or written: corrupt, foreign, written by a newer evalkit,
+    or unreachable. A run's directory is never affected: the journal is the source of truth."""
 
 
 class RunInterrupted(EvalkitError):

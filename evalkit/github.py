@@ -19,6 +19,10 @@ from evalkit.errors import ConfigError, PublishError
 from evalkit.report.markdown import MARKER
 
 WORKFLOW_TEMPLATE = "prompt-pr.yml"
+SWEEP_TEMPLATE = "sweep.yml"
+SWEEP_EVERY = (1, 2, 3, 4, 6, 8, 12)
+"""Sweep intervals (hours) that divide a day, so sweeps fall at the same hours each day (a daily sweep would
+see one hour only, and time of day could never be told apart from the day)."""
 PAGE_SIZE = 100
 MAX_PAGES = 50
 """A PR with more than 5,000 comments is not searched further for the marker (a new comment is made)."""
@@ -101,16 +105,60 @@ def append_step_summary(markdown: str, environ: dict[str, str] | None = None) ->
     return True
 
 
-def workflow_template() -> str:
-    """The prompt-PR workflow that ``evalkit ci init`` writes."""
-    return resources.files("evalkit.templates").joinpath(WORKFLOW_TEMPLATE).read_text("utf-8")
+def workflow_template(name: str = WORKFLOW_TEMPLATE) -> str:
+    """A workflow template that ``evalkit ci init`` writes (the prompt-PR gate by default)."""
+    return resources.files("evalkit.templates").joinpath(name).read_text("utf-8")
 
 
-def init_workflow(root: str | os.PathLike[str] = ".", *, force: bool = False) -> Path:
-    """Writes ``.github/workflows/evalkit.yml`` under ``root``; refuses to overwrite unless forced."""
-    target = Path(root) / ".github" / "workflows" / "evalkit.yml"
+def _set(text: str, pattern: str, value: str, what: str) -> str:
+    """Replaces the one template line matching ``pattern`` (group 1 is kept, the quoted value replaced)."""
+    import re
+
+    replaced, count = re.subn(pattern, lambda m: f'{m.group(1)}"{value}"{m.group(2)}', text, flags=re.MULTILINE)
+    if count != 1:  # pragma: no cover - the template and this function ship together
+        raise AssertionError(f"sweep template: expected one {what} line, found {count}")
+    return replaced
+
+
+def sweep_workflow(*, every: int = 3, minute: int = 17, ladder: str = "1,2,4,8,16",
+                   ladder_cron: str = "43 4 * * 1", suites: str = "suites/*.yaml",
+                   install: str | None = None) -> str:
+    """The scheduled-sweep workflow: a sweep every ``every`` hours at ``minute`` past, a weekly load ladder."""
+    if every not in SWEEP_EVERY:
+        raise ConfigError(f"--every: expected hours dividing a day ({', '.join(map(str, SWEEP_EVERY))}), got {every}")
+    if not 0 <= minute <= 59:
+        raise ConfigError(f"--minute: expected 0–59, got {minute}")
+    fields = ladder_cron.split()
+    if len(fields) != 5:
+        raise ConfigError(f"--ladder-cron: expected a cron expression of 5 fields, got {ladder_cron!r}")
+    from evalkit.analysis.ladder import parse_ladder
+
+    steps = ",".join(map(str, parse_ladder(ladder)))
+    hours = "*" if every == 1 else f"*/{every}"
+    text = workflow_template(SWEEP_TEMPLATE)
+    text = _set(text, r'^(    - cron: )"[^"]*"(  # evalkit: sweep schedule.*)$', f"{minute} {hours} * * *",
+                "sweep cron")
+    text = text.replace("(every 3 h at :17;", f"(every {every} h at :{minute:02d};")
+    text = _set(text, r'^(    - cron: )"[^"]*"(  # evalkit: ladder schedule.*)$', ladder_cron, "ladder cron")
+    text = _set(text, r'^(  EVALKIT_LADDER_CRON: )"[^"]*"()$', ladder_cron, "EVALKIT_LADDER_CRON")
+    text = _set(text, r'^(  EVALKIT_LADDER: )"[^"]*"()$', steps, "EVALKIT_LADDER")
+    text = _set(text, r'^(  EVALKIT_SUITES: )"[^"]*"()$', suites, "EVALKIT_SUITES")
+    if install is not None:
+        text = _set(text, r'^(  EVALKIT_INSTALL: )"[^"]*"()$', install, "EVALKIT_INSTALL")
+    return text
+
+
+def init_workflow(root: str | os.PathLike[str] = ".", *, force: bool = False, sweep: bool = False,
+                  **settings: Any) -> Path:
+    """Writes ``.github/workflows/evalkit.yml`` (or, with ``sweep``, ``evalkit-sweep.yml``) under ``root``.
+
+    Refuses to overwrite unless forced. ``settings`` go to :func:`sweep_workflow`.
+    """
+    name = "evalkit-sweep.yml" if sweep else "evalkit.yml"
+    target = Path(root) / ".github" / "workflows" / name
+    text = sweep_workflow(**settings) if sweep else workflow_template()
     if target.exists() and not force:
         raise ConfigError(f"{target}: expected no existing workflow, got one (use --force to replace it)")
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(workflow_template(), "utf-8")
+    target.write_text(text, "utf-8")
     return target

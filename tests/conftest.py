@@ -10,6 +10,8 @@ import pytest
 
 from evalkit.providers.local import LocalServer, find_model
 
+from .postgres import postgres_server, postgres_url  # noqa: F401 -- a throwaway Postgres: session server, database per test
+
 REPO = Path(__file__).resolve().parent.parent
 
 

@@ -1,1 +1,2 @@
-"""Analyses over traffic, runs and the history store (each module imports numpy/scipy lazily)."""
+"""Analyses over traffic, runs and the history store: coverage, router drift, time of day, change points,
+load ladders (each module imports numpy/scipy lazily)."""

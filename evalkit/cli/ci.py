@@ -19,11 +19,24 @@ def ci() -> None:
 @click.option("--dir", "root", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
               show_default=True, help="Repository root.")
 @click.option("--force", is_flag=True, help="Replace an existing workflow.")
-def ci_init(root: Path, force: bool) -> None:
-    """Write the prompt-PR gate workflow to .github/workflows/evalkit.yml."""
+@click.option("--sweep", is_flag=True,
+              help="Write the scheduled-sweep workflow (.github/workflows/evalkit-sweep.yml) instead.")
+@click.option("--every", type=click.Choice(["1", "2", "3", "4", "6", "8", "12"]), default="3", show_default=True,
+              help="With --sweep: hours between sweeps.")
+@click.option("--minute", type=click.IntRange(0, 59), default=17, show_default=True,
+              help="With --sweep: minute past the hour (off the hour: crons at :00 start latest).")
+@click.option("--ladder", default="1,2,4,8,16", show_default=True, help="With --sweep: the weekly load ladder.")
+@click.option("--ladder-cron", default="43 4 * * 1", show_default=True,
+              help="With --sweep: when the load ladder runs (cron, UTC).")
+@click.option("--suites", default="suites/*.yaml", show_default=True, help="With --sweep: glob of suites to sweep.")
+def ci_init(root: Path, force: bool, sweep: bool, every: str, minute: int, ladder: str, ladder_cron: str,
+            suites: str) -> None:
+    """Write the prompt-PR gate workflow to .github/workflows/evalkit.yml (or, with --sweep, the sweeps)."""
     from evalkit.github import init_workflow
 
-    click.echo(f"wrote {init_workflow(root, force=force)}")
+    settings = {"every": int(every), "minute": minute, "ladder": ladder, "ladder_cron": ladder_cron,
+                "suites": suites} if sweep else {}
+    click.echo(f"wrote {init_workflow(root, force=force, sweep=sweep, **settings)}")
 
 
 @ci.command(name="affected")

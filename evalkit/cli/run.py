@@ -90,6 +90,10 @@ def run(suite: Path | None, resume: Path | None, out: Path, run_id: str | None, 
     finally:
         if progress is not None:
             progress.stop()
+    from evalkit.store import record_quietly
+
+    if note := record_quietly(result):  # the history store follows the journal; a failure only warns
+        click.echo(note, err=True)
     render_run(result, console())
     if result.status == "failed":
         from evalkit.errors import ProviderError
