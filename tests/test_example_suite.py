@@ -8,6 +8,8 @@ import json
 import sys
 from types import ModuleType
 
+import pytest
+
 from evalkit import load_suite
 from evalkit.compare import GateConfig
 
@@ -64,7 +66,8 @@ def test_the_gate_policy_is_explicit_and_sized_for_the_suite() -> None:
     assert config.margin("pass_rate") == 0.05 and config.inconclusive_blocks and not config.slices_block
 
 
-def test_the_committed_baseline_is_a_full_run_of_this_suite() -> None:
+def test_the_committed_baseline_is_a_full_run_of_this_suite(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(REPO)  # template paths are recorded relative to where evalkit ran: the repository's root
     suite = load_suite(REPO / "suites" / "support_reply.yaml")
     baseline = json.loads((REPO / "baselines" / "support_reply.json").read_text())
     assert baseline["format"] == "evalkit.baseline/1"
