@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from evalkit.compare import Comparison, verdict_line
+from evalkit.compare import Comparison
+from evalkit.report.cells import policy_lines, verdict_line
 
 
 def _escape(text: str) -> str:
@@ -27,6 +28,7 @@ def render_annotations(comparison: Comparison, *, file: str | None = None) -> st
     """``::error``/``::warning``/``::notice`` lines for the verdict and each metric that is not a pass."""
     level = {"regression": "error", "inconclusive": "warning"}.get(comparison.verdict, "notice")
     lines = [annotation(level, verdict_line(comparison), title=f"evalkit {comparison.suite}", file=file)]
+    lines += [annotation("warning", text, title="evalkit gate policy", file=file) for text in policy_lines(comparison)]
     for metric in (*comparison.metrics, *comparison.slices):
         if metric.verdict in ("regression", "inconclusive", "not_comparable"):
             kind = "error" if metric.verdict == "regression" and metric.blocking else "warning"
