@@ -27,7 +27,7 @@ BASELINE_FORMAT = "evalkit.baseline/2"
 READABLE_FORMATS = (BASELINE_FORMAT, "evalkit.baseline/1")
 RUN_CONDITIONS = ("started_at_utc", "hour_local", "weekday", "timezone", "loadavg_start", "loadavg_end", "host_cpus",
                   "concurrency_configured", "in_flight_mean", "in_flight_max", "provider", "endpoint",
-                  "model_requested", "models_returned", "system_fingerprints", "duration_s")
+                  "model_requested", "models_returned", "system_fingerprints", "duration_s", "cpu_pressure")
 """The conditions kept per run: what moves latency, and when the run happened."""
 
 

@@ -43,6 +43,8 @@ LOAD_PER_CPU_TOLERANCE = 0.5
 """How far (load average per CPU) a run may sit outside its baseline runs' range and still be compared."""
 IN_FLIGHT_TOLERANCE = 1.25
 """How far (a factor) the mean calls in flight may sit outside the baseline runs' range."""
+CPU_PRESSURE_TOLERANCE = 0.2
+"""How far the run's CPU pressure (share of its time some task waited for a CPU) may sit outside the range."""
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 
 
@@ -397,8 +399,10 @@ def latency_conditions(current: Sequence[RunSummary], baseline: Sequence[RunSumm
 
     Each entry is a reason not to judge latency, TTFT or error rate: the served model or its fingerprint,
     the host's CPU count, configured concurrency, the endpoint (loopback ports aside), the hour band, a load
-    average per CPU more than :data:`LOAD_PER_CPU_TOLERANCE` outside the baseline runs' range, and calls in
-    flight more than :data:`IN_FLIGHT_TOLERANCE` times outside theirs.
+    average per CPU more than :data:`LOAD_PER_CPU_TOLERANCE` outside the baseline runs' range, CPU pressure
+    (``cpu_pressure``, when the run recorded it) more than :data:`CPU_PRESSURE_TOLERANCE` outside theirs, and
+    calls in flight more than :data:`IN_FLIGHT_TOLERANCE` times outside theirs. The 1-minute load average
+    lags: a neighbour that starts during a short run barely moves it, which CPU pressure does not miss.
     """
     if not current or not baseline:
         return []
@@ -435,6 +439,11 @@ def latency_conditions(current: Sequence[RunSummary], baseline: Sequence[RunSumm
     if loads and load is not None and not (min(loads) - LOAD_PER_CPU_TOLERANCE <= load
                                            <= max(loads) + LOAD_PER_CPU_TOLERANCE):
         reasons.append(f"load average per CPU {_span(loads)} → {load:.2f}")
+    pressures = [float(v) for c in before if (v := c.get("cpu_pressure")) is not None]
+    pressure = now.get("cpu_pressure")
+    if pressures and pressure is not None and not (min(pressures) - CPU_PRESSURE_TOLERANCE <= pressure
+                                                   <= max(pressures) + CPU_PRESSURE_TOLERANCE):
+        reasons.append(f"CPU pressure {_span(pressures)} → {pressure:.2f}")
     flights = [v for r in baseline if (v := _in_flight(r)) is not None]
     flight = _in_flight(current[0])
     if flights and flight is not None and not (min(flights) / IN_FLIGHT_TOLERANCE <= flight

@@ -113,13 +113,14 @@ def _samples(outcomes: dict[str, list[bool]], tags: dict[str, tuple[str, ...]] |
 
 
 def run_summary(run_id: str, p95: float, *, calls: int = 200, errors: int = 0, hour: int = 10, load: float = 0.4,
-                cpus: int = 2, in_flight: float = 3.0, concurrency: int = 4, model: str = "m-1") -> RunSummary:
+                cpus: int = 2, in_flight: float = 3.0, concurrency: int = 4, model: str = "m-1",
+                pressure: float = 0.05) -> RunSummary:
     """A run as latency comparisons see it (p95 in seconds; load average per machine, not per CPU)."""
     latency = Percentiles(calls - errors, p95 / 2, p95, p95 * 1.3, 0.03)
     return RunSummary(run_id, calls, errors, latency, None, in_flight, {
         "hour_local": hour, "loadavg_start": [load, load, load], "loadavg_end": [load, load, load],
         "host_cpus": cpus, "concurrency_configured": concurrency, "provider": "p", "endpoint": "api.example:443",
-        "model_requested": "m", "models_returned": [model], "system_fingerprints": []})
+        "model_requested": "m", "models_returned": [model], "system_fingerprints": [], "cpu_pressure": pressure})
 
 
 def _baseline(samples: tuple[Sample, ...], *, repeats: int = 1, hour: int = 10, concurrency: int = 4,
@@ -269,6 +270,7 @@ def test_a_noisy_history_makes_the_same_slowdown_inconclusive() -> None:
     ({"concurrency": 16}, "concurrency 4 → 16"),
     ({"hour": 3}, "hour band morning → night"),
     ({"model": "m-2"}, "model served ['m-1'] → ['m-2']"),
+    ({"pressure": 0.6}, "CPU pressure 0.05 → 0.60"),
 ])
 def test_conditions_that_move_latency_make_it_not_comparable(change: dict[str, Any], reason: str) -> None:
     before = _stable(runs=_history([0.100, 0.104, 0.097]))

@@ -168,7 +168,8 @@ def test_terminal_markdown_junit_and_json_agree_on_every_number() -> None:
             if r.startswith("| ") and "`" in r.split("|")[2]}
     for name, m in metrics.items():
         cells = [c.strip() for c in rows[name].strip("|").split(" | ")]
-        assert cells[0].endswith(m.verdict) and cells[2] == (f"{m.n} runs" if m.n_unit == "runs" else str(m.n))
+        assert cells[0].endswith(m.verdict)
+        assert cells[2] == (f"{m.n} run{'s' if m.n != 1 else ''}" if m.n_unit == "runs" else str(m.n))
         _check(m, cells[3], m.baseline)
         _check(m, cells[4], m.current)
         _check(m, cells[5], m.difference, True)

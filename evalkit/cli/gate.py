@@ -10,6 +10,7 @@ import click
 from evalkit.cli.app import cli, console
 
 REPORT_OPTIONS = {"markdown_path": "--markdown", "junit_path": "--junit", "json_path": "--json"}
+"""Report paths are checked by :func:`check_output_path` (not click), so every bad path reads the same way."""
 
 
 def gate_options(command: Any) -> Any:
@@ -23,11 +24,11 @@ def gate_options(command: Any) -> Any:
                      help="Override whether inconclusive fails; logged in every report."),
         click.option("--use-run-gate", is_flag=True,
                      help="Apply the run's own gate: section instead of the baseline's (logged in every report)."),
-        click.option("--markdown", "markdown_path", type=click.Path(dir_okay=False, path_type=Path),
+        click.option("--markdown", "markdown_path", type=click.Path(path_type=Path),
                      help="Write the Markdown report here."),
-        click.option("--junit", "junit_path", type=click.Path(dir_okay=False, path_type=Path),
+        click.option("--junit", "junit_path", type=click.Path(path_type=Path),
                      help="Write JUnit XML here."),
-        click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
+        click.option("--json", "json_path", type=click.Path(path_type=Path),
                      help="Write the JSON report here."),
         click.option("--github", "github", is_flag=True,
                      help="Print GitHub annotations and append the report to $GITHUB_STEP_SUMMARY."),
@@ -176,7 +177,7 @@ def baseline() -> None:
 @baseline.command(name="save")
 @click.argument("run_dirs", metavar="RUN_DIR [RUN_DIR...]", nargs=-1, required=True,
                 type=click.Path(path_type=Path))
-@click.option("--to", "target", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--to", "target", type=click.Path(path_type=Path),
               help="Baseline file (default: baselines/<suite file stem>.json, where the prompt-PR workflow looks).")
 def baseline_save(run_dirs: tuple[Path, ...], target: Path | None) -> None:
     """Save complete runs of one suite as a baseline file.

@@ -56,7 +56,9 @@ def format_p(p: float | None) -> str:
 
 
 def format_n(metric: Metric) -> str:
-    return f"{metric.n} runs" if metric.n_unit == "runs" else str(metric.n)
+    if metric.n_unit == "runs":
+        return f"{metric.n} run" + ("" if metric.n == 1 else "s")
+    return str(metric.n)
 
 
 def format_interval(metric: Metric, compact: bool = False) -> str:
