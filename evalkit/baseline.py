@@ -286,6 +286,44 @@ def save_baseline(runs: Run | Sequence[Run], path: str | os.PathLike[str]) -> Ba
     return baseline
 
 
+def _kind(value: Any) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list",
+            dict: "an object", type(None): "null"}.get(type(value), type(value).__name__)
+
+
+_NUMBER = (int, float)
+SAMPLE_FIELDS: dict[str, tuple[tuple[type, ...], str, bool]] = {
+    "case_id": ((str,), "a string", True), "repeat": ((int,), "an integer", True),
+    "passed": ((bool,), "true or false", True), "output": ((str,), "a string", True),
+    "tags": ((list,), "a list of strings", False), "scores": ((dict,), "an object", False),
+    "checks": ((dict,), "an object", False), "latency_s": (_NUMBER, "a number or null", False),
+    "ttft_s": (_NUMBER, "a number or null", False), "prompt_tokens": ((int,), "an integer or null", False),
+    "completion_tokens": ((int,), "an integer or null", False), "error_class": ((str,), "a string or null", False),
+    "in_flight_at_start": ((int,), "an integer or null", False),
+}
+"""Sample field → (accepted types, what is expected, required); unknown fields are ignored (newer writers)."""
+
+
+def _check_samples(samples: Any, where: Path) -> None:
+    """Each sample's fields have the types evalkit reads them as; the first that does not is one line."""
+    if not isinstance(samples, list):
+        raise BaselineError(f"{where}: samples: expected a list, got {_kind(samples)}")
+    for i, sample in enumerate(samples):
+        if not isinstance(sample, dict):
+            raise BaselineError(f"{where}: samples[{i}]: expected an object, got {_kind(sample)}")
+        for name, (types, expected, required) in SAMPLE_FIELDS.items():
+            if name not in sample:
+                if required:
+                    raise BaselineError(f"{where}: samples[{i}].{name}: expected {expected}, got nothing")
+                continue
+            value = sample[name]
+            wrong = (value is None and required) or (value is not None and (
+                not isinstance(value, types) or (isinstance(value, bool) and bool not in types)))
+            if wrong:
+                raise BaselineError(f"{where}: samples[{i}].{name}: expected {expected}, got {_kind(value)} "
+                                    f"{json.dumps(value)[:40]}")
+
+
 def load_baseline(path: str | os.PathLike[str]) -> Baseline:
     """Reads a baseline file (format 2, or 1); an unknown format version or a corrupt file is a one-line error."""
     target = Path(path)
@@ -297,6 +335,7 @@ def load_baseline(path: str | os.PathLike[str]) -> Baseline:
             data = read_versioned(target, READABLE_FORMATS[1], BaselineError, missing)
         except BaselineError:
             raise newest from None
+    _check_samples(data.get("samples"), target)
     try:
         return Baseline(suite=data["suite"], fingerprints=data["fingerprints"], conditions=data["conditions"],
                         repeats=data["repeats"], samples=tuple(Sample.from_dict(s) for s in data["samples"]),

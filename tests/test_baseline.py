@@ -72,7 +72,9 @@ def test_an_incomplete_run_is_refused(tmp_path: Path) -> None:
     ('{"format": "evalkit.baseline/9"}', "format: expected 'evalkit.baseline/2', got 'evalkit.baseline/9'"),
     ("[1, 2]", "format: expected 'evalkit.baseline/2', got 'list'"),
     ("{nope", ":1: invalid JSON"),
-    ('{"format": "evalkit.baseline/1"}', "expected a complete baseline record, missing or invalid 'suite'"),
+    ('{"format": "evalkit.baseline/1"}', "samples: expected a list, got null"),
+    ('{"format": "evalkit.baseline/1", "samples": []}',
+     "expected a complete baseline record, missing or invalid 'suite'"),
     ('{"format": "evalkit.baseline/2", "suite": {}, "fingerprints": {}, "conditions": {}, "repeats": 1, '
      '"samples": [], "runs": [{"run_id": "r"}]}', "expected a complete baseline record, missing or invalid 'calls'"),
 ])
@@ -81,6 +83,24 @@ def test_bad_baseline_files(tmp_path: Path, content: str, message: str) -> None:
     path.write_text(content)
     with pytest.raises(BaselineError, match=message.replace("(", r"\(").replace(")", r"\)")):
         load_baseline(path)
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("passed", "yes", "samples[1].passed: expected true or false, got a string \"yes\""),
+    ("repeat", "zero", "samples[1].repeat: expected an integer, got a string \"zero\""),
+    ("latency_s", True, "samples[1].latency_s: expected a number or null, got a boolean true"),
+    ("case_id", None, "samples[1].case_id: expected a string, got null null"),
+])
+def test_a_sample_of_the_wrong_type_is_one_line(tmp_path: Path, field: str, value: object, message: str) -> None:
+    path = tmp_path / "b.json"
+    save_baseline(make_run({"a": True, "b": False}), path)
+    data = json.loads(path.read_text())
+    data["samples"][1][field] = value
+    data["samples"][0]["a_field_from_a_newer_evalkit"] = 1  # ignored
+    path.write_text(json.dumps(data))
+    with pytest.raises(BaselineError) as caught:
+        load_baseline(path)
+    assert str(caught.value) == f"{path}: {message}"
 
 
 def test_missing_baseline_file(tmp_path: Path) -> None:
