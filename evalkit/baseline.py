@@ -164,20 +164,34 @@ def _unique_names(names: Sequence[str]) -> list[str]:
     return out
 
 
+def _total(values: Sequence[int | float | None]) -> Any:
+    return None if not values or any(v is None for v in values) else sum(v for v in values if v is not None)
+
+
 def samples_of(run: Run) -> tuple[Sample, ...]:
-    """The samples of a run."""
+    """The samples of a run: one per case and repeat.
+
+    A case's latency is its model calls' latencies summed (one call for a single-turn prompt; the model's
+    share of an agent loop), its TTFT and in-flight count its first call's; a cached answer has none. Its
+    error class is that of its last call that failed after every retry.
+    """
     samples = []
     for result in run.results:
         names = _unique_names([s.name for s in result.scores])
-        call = result.call
+        calls = result.calls
+        live = [c for c in calls if not c.cached]
+        failed = [c.error_class for c in calls if c.error_class is not None]
+        first = live[0] if live else None
         samples.append(Sample(
             case_id=result.case_id, repeat=result.repeat, passed=result.passed, output=result.output,
             scores={n: s.score for n, s in zip(names, result.scores, strict=True)},
             checks={n: s.passed for n, s in zip(names, result.scores, strict=True)},
-            latency_s=None if call.cached else call.latency_s, ttft_s=None if call.cached else call.ttft_s,
-            prompt_tokens=call.prompt_tokens, completion_tokens=call.completion_tokens,
-            error_class=call.error_class, tags=result.tags,
-            in_flight_at_start=None if call.cached else call.in_flight_at_start,
+            latency_s=_total([c.latency_s for c in live]) if live and not failed else None,
+            ttft_s=first.ttft_s if first is not None else None,
+            prompt_tokens=_total([c.prompt_tokens for c in calls]),
+            completion_tokens=_total([c.completion_tokens for c in calls]),
+            error_class=failed[-1] if failed else None, tags=result.tags,
+            in_flight_at_start=first.in_flight_at_start if first is not None else None,
         ))
     return tuple(samples)
 
@@ -252,10 +266,11 @@ def _check_savable(runs: Sequence[Run]) -> None:
         if run.run_id in seen:
             raise BaselineError(f"{where}: run {run.run_id!r} is given twice")
         seen.add(run.run_id)
-        failed = [r.call.error_class for r in run.results if r.call.error_class is not None]
-        if run.results and len(failed) == len(run.results):
+        calls = [c for r in run.results for c in r.calls]
+        failed = [c.error_class for c in calls if c.error_class is not None]
+        if calls and len(failed) == len(calls):
             classes = ", ".join(f"{name} {count}" for name, count in Counter(failed).most_common())
-            raise BaselineError(f"{where}: every call failed ({len(failed)} of {len(run.results)}: {classes}); "
+            raise BaselineError(f"{where}: every call failed ({len(failed)} of {len(calls)}: {classes}); "
                                 "a run without a single answer cannot be a baseline")
 
 
@@ -286,56 +301,12 @@ def save_baseline(runs: Run | Sequence[Run], path: str | os.PathLike[str]) -> Ba
     return baseline
 
 
-def _kind(value: Any) -> str:
-    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list",
-            dict: "an object", type(None): "null"}.get(type(value), type(value).__name__)
-
-
-_NUMBER = (int, float)
-SAMPLE_FIELDS: dict[str, tuple[tuple[type, ...], str, bool]] = {
-    "case_id": ((str,), "a string", True), "repeat": ((int,), "an integer", True),
-    "passed": ((bool,), "true or false", True), "output": ((str,), "a string", True),
-    "tags": ((list,), "a list of strings", False), "scores": ((dict,), "an object", False),
-    "checks": ((dict,), "an object", False), "latency_s": (_NUMBER, "a number or null", False),
-    "ttft_s": (_NUMBER, "a number or null", False), "prompt_tokens": ((int,), "an integer or null", False),
-    "completion_tokens": ((int,), "an integer or null", False), "error_class": ((str,), "a string or null", False),
-    "in_flight_at_start": ((int,), "an integer or null", False),
-}
-"""Sample field → (accepted types, what is expected, required); unknown fields are ignored (newer writers)."""
-
-
-def _check_samples(samples: Any, where: Path) -> None:
-    """Each sample's fields have the types evalkit reads them as; the first that does not is one line."""
-    if not isinstance(samples, list):
-        raise BaselineError(f"{where}: samples: expected a list, got {_kind(samples)}")
-    for i, sample in enumerate(samples):
-        if not isinstance(sample, dict):
-            raise BaselineError(f"{where}: samples[{i}]: expected an object, got {_kind(sample)}")
-        for name, (types, expected, required) in SAMPLE_FIELDS.items():
-            if name not in sample:
-                if required:
-                    raise BaselineError(f"{where}: samples[{i}].{name}: expected {expected}, got nothing")
-                continue
-            value = sample[name]
-            wrong = (value is None and required) or (value is not None and (
-                not isinstance(value, types) or (isinstance(value, bool) and bool not in types)))
-            if wrong:
-                raise BaselineError(f"{where}: samples[{i}].{name}: expected {expected}, got {_kind(value)} "
-                                    f"{json.dumps(value)[:40]}")
-
-
 def load_baseline(path: str | os.PathLike[str]) -> Baseline:
-    """Reads a baseline file (format 2, or 1); an unknown format version or a corrupt file is a one-line error."""
+    """Reads a baseline file (format 2, or 1) checked against its packaged schema (fields it does not know are
+    ignored); an unknown format version or a corrupt file is a one-line error."""
     target = Path(path)
-    missing = "baseline file not found (save one with: evalkit baseline save RUN)"
-    try:
-        data = read_versioned(target, BASELINE_FORMAT, BaselineError, missing)
-    except BaselineError as newest:
-        try:  # format 1 (one run, no run summaries) is still read
-            data = read_versioned(target, READABLE_FORMATS[1], BaselineError, missing)
-        except BaselineError:
-            raise newest from None
-    _check_samples(data.get("samples"), target)
+    data = read_versioned(target, READABLE_FORMATS[::-1], BaselineError,
+                          "baseline file not found (save one with: evalkit baseline save RUN)", schema="baseline")
     try:
         return Baseline(suite=data["suite"], fingerprints=data["fingerprints"], conditions=data["conditions"],
                         repeats=data["repeats"], samples=tuple(Sample.from_dict(s) for s in data["samples"]),

@@ -25,12 +25,15 @@ def evalkit_home() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "evalkit"
 
 
+CACHE_FORMAT = "evalkit.cache/1"
+
+
 def cache_key(*, provider: str, endpoint: str | None, model: str, params: Mapping[str, Any],
-              messages: Any, repeat: int) -> str:
-    """The content address of one call."""
+              messages: Any, repeat: int, index: int = 0, response_format: Any = None) -> str:
+    """The content address of one call: the ``index``-th model call of a case in repeat ``repeat``."""
     payload = json.dumps(
-        {"provider": provider, "endpoint": endpoint, "model": model, "params": params, "messages": messages,
-         "repeat": repeat},
+        {"format": CACHE_FORMAT, "provider": provider, "endpoint": endpoint, "model": model, "params": params,
+         "messages": messages, "repeat": repeat, "index": index, "response_format": response_format},
         sort_keys=True, ensure_ascii=False, default=str,
     )
     return hashlib.sha256(payload.encode()).hexdigest()
@@ -46,14 +49,16 @@ class ResponseCache:
         return self.root / key[:2] / f"{key}.json"
 
     def get(self, key: str) -> CallRecord | None:
-        """The stored record, marked ``cached``; None on a miss or an unreadable entry."""
+        """The stored record, marked ``cached``; None on a miss, an unreadable entry or another format."""
         try:
             data = json.loads(self._path(key).read_text("utf-8"))
-        except (OSError, json.JSONDecodeError):
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
             return None
+        if not isinstance(data, dict) or data.get("format") != CACHE_FORMAT or not isinstance(data.get("record"), dict):
+            return None  # written by another evalkit version (or not by evalkit): a miss, never a wrong answer
         try:
-            record = CallRecord.from_dict(data)
-        except (TypeError, KeyError):
+            record = CallRecord.from_dict(data["record"])
+        except (TypeError, KeyError, ValueError, AttributeError):
             return None
         from dataclasses import replace
 
@@ -63,4 +68,5 @@ class ResponseCache:
         """Stores a successful record (failures are never cached: a re-run should try again)."""
         if not record.ok:
             return
-        write_atomic(self._path(key), json.dumps(record.to_dict(), ensure_ascii=False))
+        write_atomic(self._path(key), json.dumps({"format": CACHE_FORMAT, "record": record.to_dict()},
+                                                 ensure_ascii=False))

@@ -144,11 +144,83 @@ class Conditions:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Conditions:
-        values = dict(data)
+        """Reads stored conditions; fields this version does not know are ignored (forward compatibility)."""
+        values = {k: v for k, v in data.items() if k in _CONDITION_FIELDS}
         for key in ("loadavg_start", "loadavg_end", "models_returned", "system_fingerprints"):
             if values.get(key) is not None:
                 values[key] = tuple(values[key])
         return cls(**values)
+
+
+_CONDITION_FIELDS = frozenset(Conditions.__dataclass_fields__)
+
+
+@dataclass(frozen=True)
+class Session:
+    """One stretch of a run in one process: the first run, then each ``--resume``."""
+
+    index: int
+    started_at_utc: str | None = None
+    ended_at_utc: str | None = None
+    duration_s: float | None = None
+    """Wall time from the first call's start to the last call's end."""
+    calls: int = 0
+    """Live (uncached) model calls made in this session."""
+    in_flight_mean: float | None = None
+    """Time-weighted mean of calls in flight over the session."""
+    in_flight_max: int | None = None
+    status: str = "complete"
+    """How it ended: ``complete``, ``interrupted``, ``failed``, or ``killed`` (reconstructed from the journal)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Session:
+        return cls(**{k: v for k, v in data.items() if k in _SESSION_FIELDS})
+
+
+_SESSION_FIELDS = frozenset(Session.__dataclass_fields__)
+
+
+def _parse_time(text: str) -> float:
+    return datetime.fromisoformat(text).timestamp()
+
+
+def session_from_calls(index: int, records: Sequence[CallRecord], status: str = "killed") -> Session:
+    """A session's figures rebuilt from its calls alone (for a process killed before it could write them).
+
+    Mean in flight is busy time over wall time (the time-weighted mean, by definition); the maximum comes
+    from sweeping the calls' start and end times.
+    """
+    live = [r for r in records if not r.cached]
+    if not live:
+        return Session(index, calls=0, status=status)
+    spans = sorted((_parse_time(r.started_at), _parse_time(r.started_at) + r.total_s) for r in live)
+    start, end = spans[0][0], max(e for _, e in spans)
+    wall = max(end - start, 1e-9)
+    events = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans])
+    current = peak = 0
+    for _, step in events:
+        current += step
+        peak = max(peak, current)
+    return Session(
+        index, datetime.fromtimestamp(start, UTC).isoformat(timespec="seconds"),
+        datetime.fromtimestamp(end, UTC).isoformat(timespec="seconds"), round(wall, 3), len(live),
+        round(sum(e - s for s, e in spans) / wall, 3), peak, status,
+    )
+
+
+def combine_sessions(sessions: Sequence[Session]) -> tuple[float, float, int]:
+    """Total duration, time-weighted mean in flight, and maximum in flight over several sessions.
+
+    A resumed run is several stretches of work with gaps between them: throughput and concurrency are
+    measured over the time spent running, never over one session's share of the calls.
+    """
+    duration = sum(s.duration_s or 0.0 for s in sessions)
+    busy = sum((s.duration_s or 0.0) * (s.in_flight_mean or 0.0) for s in sessions)
+    peak = max((s.in_flight_max or 0 for s in sessions), default=0)
+    return duration, (busy / duration if duration > 0 else 0.0), peak
 
 
 def at_start(*, concurrency: int, provider: str, endpoint: str | None, model: str | None, suite_sha256: str,
@@ -196,12 +268,12 @@ def summarise_calls(records: Iterable[CallRecord]) -> dict[str, Any]:
     }
 
 
-def at_end(start: Conditions, records: Sequence[CallRecord], *, duration_s: float, in_flight_mean: float,
-           in_flight_max: int) -> Conditions:
-    """Completes the conditions after the last call."""
+def at_end(start: Conditions, records: Sequence[CallRecord], sessions: Sequence[Session]) -> Conditions:
+    """Completes the conditions after the last call, over every session of the run."""
     now = datetime.now(UTC)
     summary = summarise_calls(records)
     measured = len(records) - summary["cached_calls"]
+    duration_s, in_flight_mean, in_flight_max = combine_sessions(sessions)
     return replace(
         start, ended_at_utc=now.isoformat(timespec="seconds"),
         ended_at_local=now.astimezone().isoformat(timespec="seconds"), duration_s=round(duration_s, 3),

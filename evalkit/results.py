@@ -1,8 +1,10 @@
 """Run results: records, the case-by-case journal, and the versioned run directory.
 
-A run directory holds ``manifest.json`` (``"format": "evalkit.run/1"``: suite identity, options,
-conditions) and ``journal.jsonl`` (one case result per line, appended and flushed as each finishes, so
-an interrupted run loses only the calls that were in flight).
+A run directory holds ``manifest.json`` (``"format": "evalkit.run/2"``: suite identity, options,
+sessions, conditions) and ``journal.jsonl`` (``evalkit.journal/2``: one case result per line, appended and
+flushed as each finishes, so an interrupted run loses only the calls that were in flight). Readers accept
+the /1 formats of evalkit 0.1, validate every record against its schema, ignore fields they do not know
+(forward compatibility within a version) and report a corrupt line with its number instead of dropping it.
 """
 
 from __future__ import annotations
@@ -10,21 +12,29 @@ from __future__ import annotations
 import json
 import os
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
-from evalkit.artifact import read_versioned, write_atomic
-from evalkit.conditions import Conditions
+from evalkit.artifact import read_versioned, record_problem, write_atomic
+from evalkit.conditions import Conditions, Session
+from evalkit.core.score import Score
+from evalkit.core.trajectory import Trajectory
 from evalkit.errors import ResultsError
 from evalkit.providers.base import CallRecord
-from evalkit.scorers import Score
 
-RUN_FORMAT = "evalkit.run/1"
-JOURNAL_FORMAT = "evalkit.journal/1"
+RUN_FORMAT = "evalkit.run/2"
+RUN_FORMATS = ("evalkit.run/1", RUN_FORMAT)
+JOURNAL_FORMAT = "evalkit.journal/2"
+JOURNAL_FORMATS = ("evalkit.journal/1", JOURNAL_FORMAT)
 MANIFEST = "manifest.json"
 JOURNAL = "journal.jsonl"
+LOCK = ".lock"
+STATUSES = ("running", "interrupted", "complete", "failed", "incomplete", "partial")
+"""``running`` (or killed), ``interrupted`` (Ctrl-C/SIGTERM), ``complete``, ``failed`` (the provider failed
+every call, or refused the key), ``incomplete`` (results are missing though the manifest says otherwise),
+``partial`` (a merge of shards that do not cover the suite)."""
 
 
 @dataclass(frozen=True)
@@ -35,38 +45,67 @@ class CaseResult:
     repeat: int
     """0-based repeat (epoch) index."""
     passed: bool
-    """True when the call succeeded and every check passed."""
+    """True when the case ran without error and every check passed."""
     output: str
     scores: tuple[Score, ...]
-    call: CallRecord
+    trajectory: Trajectory
+    """Every model call and tool event of the case, in order."""
     tags: tuple[str, ...] = ()
     prompt_sha256: str = ""
     """Hash of the rendered messages sent for this case."""
     route: str | None = None
     """The case's route (see :attr:`evalkit.suite.Case.route`)."""
+    session: int = 0
+    """Which session of the run produced it (0, then 1 for the first ``--resume`` …)."""
+    case_error: str | None = None
+    """An error of the case itself (a tool runtime or state check that broke), beside any call error."""
 
     @property
     def key(self) -> tuple[str, int]:
         return self.case_id, self.repeat
 
     @property
+    def calls(self) -> tuple[CallRecord, ...]:
+        """The model calls of the case, in order."""
+        return self.trajectory.calls
+
+    @property
+    def call(self) -> CallRecord:
+        """The case's first model call (a single-turn target makes exactly one)."""
+        calls = self.trajectory.calls
+        if not calls:
+            raise ValueError(f"case {self.case_id!r} made no model call")
+        return calls[0]
+
+    @property
     def error(self) -> str | None:
-        return self.call.error
+        """Why the case could not be scored: its own error, or the last failed call's."""
+        if self.case_error:
+            return self.case_error
+        failed = [c for c in self.trajectory.calls if not c.ok]
+        return failed[-1].error if failed else None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "case_id": self.case_id, "repeat": self.repeat, "passed": self.passed, "output": self.output,
             "tags": list(self.tags), "route": self.route, "prompt_sha256": self.prompt_sha256,
-            "scores": [s.to_dict() for s in self.scores], "call": self.call.to_dict(),
+            "session": self.session, "error": self.case_error, "scores": [s.to_dict() for s in self.scores],
+            "trajectory": self.trajectory.to_dict(),
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CaseResult:
+        """Reads a journal record (of either journal version); unknown fields are ignored."""
+        if "trajectory" in data:
+            trajectory = Trajectory.from_dict(data["trajectory"])
+        else:  # evalkit.journal/1: one call per result
+            record = CallRecord.from_dict(data["call"])
+            trajectory = Trajectory((record,), "complete" if record.ok else "error", record.total_s)
         return cls(
             case_id=data["case_id"], repeat=data["repeat"], passed=data["passed"], output=data["output"],
-            scores=tuple(Score.from_dict(s) for s in data["scores"]), call=CallRecord.from_dict(data["call"]),
-            tags=tuple(data.get("tags", ())), prompt_sha256=data.get("prompt_sha256", ""),
-            route=data.get("route"),
+            scores=tuple(Score.from_dict(s) for s in data["scores"]), trajectory=trajectory,
+            tags=tuple(data.get("tags") or ()), prompt_sha256=data.get("prompt_sha256") or "",
+            route=data.get("route"), session=int(data.get("session") or 0), case_error=data.get("error"),
         )
 
 
@@ -76,6 +115,7 @@ class SuiteIdentity:
 
     name: str
     path: str
+    """The suite file as the user named it."""
     sha256: str
     case_ids: tuple[str, ...]
     """Every case id of the suite (a shard runs a subset)."""
@@ -83,15 +123,17 @@ class SuiteIdentity:
     """Provider, model, params and callable: never keys."""
     gate: Mapping[str, Any] = field(default_factory=dict, hash=False)
     """The suite's gate settings, so a comparison needs nothing but the run and the baseline."""
+    file: str | None = None
+    """The suite file's absolute path, so a run resumes from any working directory."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "path": self.path, "sha256": self.sha256, "case_ids": list(self.case_ids),
-                "target": dict(self.target), "gate": dict(self.gate)}
+        return {"name": self.name, "path": self.path, "file": self.file, "sha256": self.sha256,
+                "case_ids": list(self.case_ids), "target": dict(self.target), "gate": dict(self.gate)}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SuiteIdentity:
-        return cls(data["name"], data["path"], data["sha256"], tuple(data["case_ids"]), data["target"],
-                   data.get("gate", {}))
+        return cls(data["name"], data["path"], data["sha256"], tuple(data["case_ids"]), data.get("target") or {},
+                   data.get("gate") or {}, data.get("file"))
 
 
 @dataclass(frozen=True)
@@ -105,13 +147,19 @@ class Run:
     """None only before the provider is up; every written manifest has them."""
     results: tuple[CaseResult, ...] = ()
     status: str = "running"
-    """``running`` (or killed), ``interrupted``, ``complete``."""
+    """See :data:`STATUSES`."""
     shard: tuple[int, int] | None = None
     """(i, n) with 1 <= i <= n when this run is one shard of n."""
     options: Mapping[str, Any] = field(default_factory=dict, hash=False)
     """How it was run (concurrency, cache, seed…), so ``--resume`` continues the same way."""
     merged_from: tuple[str, ...] = ()
     directory: Path | None = None
+    sessions: tuple[Session, ...] = ()
+    """One record per session that ended normally (the first run, then each ``--resume``)."""
+    problems: tuple[str, ...] = ()
+    """Journal lines that could not be read (``journal.jsonl:17: …``); their cases run again on resume."""
+    failure: str | None = None
+    """Why a ``failed`` run failed as a whole (the provider refused the key, every call failed …)."""
 
     @property
     def expected(self) -> int:
@@ -124,12 +172,19 @@ class Run:
             return self.suite.case_ids
         return tuple(c for c in self.suite.case_ids if shard_of(c, self.shard[1]) == self.shard[0])
 
+    @property
+    def missing(self) -> int:
+        """Planned (case, repeat) pairs with no readable result."""
+        have = {r.key for r in self.results}
+        return sum(1 for c in self.planned_case_ids for k in range(self.repeats) if (c, k) not in have)
+
     def manifest(self) -> dict[str, Any]:
         return {
             "format": RUN_FORMAT, "run_id": self.run_id, "status": self.status, "repeats": self.repeats,
             "shard": list(self.shard) if self.shard else None, "merged_from": list(self.merged_from),
-            "options": dict(self.options), "suite": self.suite.to_dict(),
-            "conditions": self.conditions.to_dict() if self.conditions else None,
+            "options": dict(self.options), "sessions": [s.to_dict() for s in self.sessions],
+            "failure": self.failure,
+            "suite": self.suite.to_dict(), "conditions": self.conditions.to_dict() if self.conditions else None,
         }
 
 
@@ -173,28 +228,65 @@ def _repair_tail(path: Path, handle: IO[str]) -> None:
             handle.flush()
 
 
-def read_journal(path: Path) -> list[CaseResult]:
-    """Results in a journal; a torn line (from a kill mid-write) is skipped, later duplicates win."""
+@dataclass(frozen=True)
+class JournalRead:
+    """The results a journal holds, and the lines that could not be read."""
+
+    results: tuple[CaseResult, ...]
+    problems: tuple[str, ...]
+
+
+def _journal_lines(path: Path) -> Iterator[tuple[int, str]]:
     try:
-        lines = path.read_text("utf-8").splitlines()
+        handle = path.open("r", encoding="utf-8", errors="replace")
     except FileNotFoundError:
         raise ResultsError(f"{path}: journal not found") from None
-    if not lines:
-        return []
+    with handle:
+        for number, line in enumerate(handle, start=1):
+            yield number, line.rstrip("\n")
+
+
+def scan_journal(path: Path) -> JournalRead:
+    """Every readable result (later duplicates win) and one line per unreadable record."""
+    lines = _journal_lines(path)
+    first = next(lines, None)
+    if first is None or not first[1].strip():
+        return JournalRead((), ())
     try:
-        header = json.loads(lines[0])
+        header = json.loads(first[1])
     except json.JSONDecodeError:
         raise ResultsError(f"{path}:1: expected a journal header, got invalid JSON") from None
-    if header.get("format") != JOURNAL_FORMAT:
-        raise ResultsError(f"{path}:1: format: expected {JOURNAL_FORMAT!r}, got {header.get('format')!r}")
+    got = header.get("format") if isinstance(header, dict) else type(header).__name__
+    if got not in JOURNAL_FORMATS:
+        raise ResultsError(f"{path}:1: format: expected {JOURNAL_FORMAT!r}, got {got!r} "
+                           "(written by another evalkit version?)")
     found: dict[tuple[str, int], CaseResult] = {}
-    for line in lines[1:]:
+    problems: list[str] = []
+    for number, line in lines:
+        if not line.strip():
+            continue
         try:
-            result = CaseResult.from_dict(json.loads(line))
-        except (json.JSONDecodeError, KeyError, TypeError):
-            continue  # a line torn by a kill mid-write; its case simply runs again on resume
+            data = json.loads(line)
+        except json.JSONDecodeError as exc:
+            problems.append(f"{path}:{number}: unreadable line ({exc.msg} at column {exc.colno}); "
+                            "its case runs again on resume")
+            continue
+        problem = record_problem(data, "result")
+        if problem is None:
+            try:
+                result = CaseResult.from_dict(data)
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                problem = f"invalid record ({type(exc).__name__}: {exc})"
+        if problem is not None:
+            problems.append(f"{path}:{number}: {problem}; its case runs again on resume")
+            continue
         found[result.key] = result
-    return list(found.values())
+    return JournalRead(tuple(found.values()), tuple(problems))
+
+
+def read_journal(path: Path) -> list[CaseResult]:
+    """The readable results of a journal (see :func:`scan_journal` for the lines that were not)."""
+    return list(scan_journal(path).results)
 
 
 def in_suite_order(results: Iterable[CaseResult], case_ids: Sequence[str]) -> tuple[CaseResult, ...]:
@@ -213,16 +305,56 @@ def load_run(location: str | os.PathLike[str]) -> Run:
     """Loads a run directory (or its manifest.json) with every result journalled so far."""
     path = Path(location)
     directory = path.parent if path.name == MANIFEST else path
-    data = read_versioned(directory / MANIFEST, RUN_FORMAT, ResultsError,
-                          f"not a run directory (expected {MANIFEST} in it)", where=str(directory))
-    results = in_suite_order(read_journal(directory / JOURNAL), data["suite"]["case_ids"])
-    return Run(
-        run_id=data["run_id"], suite=SuiteIdentity.from_dict(data["suite"]), repeats=data["repeats"],
-        conditions=Conditions.from_dict(data["conditions"]) if data.get("conditions") else None,
-        results=results, status=data["status"],
-        shard=(data["shard"][0], data["shard"][1]) if data.get("shard") else None,
-        options=data.get("options", {}), merged_from=tuple(data.get("merged_from", ())), directory=directory,
-    )
+    data = read_versioned(directory / MANIFEST, RUN_FORMATS, ResultsError,
+                          f"not a run directory (expected {MANIFEST} in it)", where=str(directory), schema="run")
+    journal = scan_journal(directory / JOURNAL) if (directory / JOURNAL).exists() else JournalRead((), ())
+    try:
+        run = Run(
+            run_id=data["run_id"], suite=SuiteIdentity.from_dict(data["suite"]), repeats=data["repeats"],
+            conditions=Conditions.from_dict(data["conditions"]) if data.get("conditions") else None,
+            results=in_suite_order(journal.results, data["suite"]["case_ids"]), status=data["status"],
+            shard=(data["shard"][0], data["shard"][1]) if data.get("shard") else None,
+            options=data.get("options") or {}, merged_from=tuple(data.get("merged_from") or ()),
+            directory=directory, sessions=tuple(Session.from_dict(s) for s in data.get("sessions") or ()),
+            problems=journal.problems, failure=data.get("failure"),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ResultsError(f"{directory / MANIFEST}: invalid manifest ({type(exc).__name__}: {exc})") from None
+    if run.status == "complete" and run.missing:
+        run = replace(run, status="incomplete")  # a result was lost (a corrupt line): resume redoes it
+    return run
+
+
+class RunLock:
+    """An exclusive lock on a run directory for as long as a process runs it (released even by kill -9)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.path = directory / LOCK
+        self._handle: IO[str] | None = None
+
+    def __enter__(self) -> RunLock:
+        import fcntl
+
+        handle = self.path.open("a+", encoding="utf-8")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise ResultsError(f"{self.path.parent}: expected no other evalkit running this run, got {holder} "
+                               "holding its lock; wait for it to finish (or stop it), then resume") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        self._handle = handle
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._handle is not None:
+            self._handle.close()  # closing releases the flock
+            self._handle = None
 
 
 @dataclass(frozen=True)
@@ -252,6 +384,11 @@ def per_case(results: Iterable[CaseResult]) -> list[CaseSummary]:
     ]
 
 
+def all_calls(results: Iterable[CaseResult]) -> list[CallRecord]:
+    """Every model call of these results, case by case."""
+    return [call for result in results for call in result.calls]
+
+
 def merge_runs(locations: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str]) -> Run:
     """Joins shard runs of one suite into one run directory; conflicts are errors, never overwrites."""
     from evalkit.conditions import summarise_calls
@@ -276,7 +413,7 @@ def merge_runs(locations: Sequence[str | os.PathLike[str]], out: str | os.PathLi
             seen[result.key] = run.directory
             results.append(result)
     starts = [r.conditions for r in runs if r.conditions is not None]
-    summary = summarise_calls(r.call for r in results)
+    summary = summarise_calls(all_calls(results))
     durations = [c.duration_s or 0.0 for c in starts]
     conditions = replace(
         min(starts, key=lambda c: c.started_at_utc),

@@ -1,49 +1,54 @@
-"""Executes a suite: bounded concurrency, rate limits, repeats, cache, journal, resume and shards."""
+"""Executes a suite: bounded concurrency, rate limits, repeats, cache, journal, resume and shards.
+
+The runner only orchestrates: the target (:mod:`evalkit.targets`) turns a case into a trajectory, the
+scorers (:mod:`evalkit.scorers`) judge it, the journal (:mod:`evalkit.results`) keeps it.
+
+When a run fails as a whole
+    A run is ``failed`` (exit 5, ``RUN_FAILED``) when the provider refuses the key (``auth``) before any
+    call has succeeded — the run stops at once — or when the first :data:`FAIL_FAST_CALLS` calls all
+    failed after their retries (connection refused, HTTP 5xx on every call …) — the run stops there — or
+    when every call of a finished run failed. A failed run is never ``complete``, so it cannot become a
+    baseline; what it did finish is in its journal, and ``--resume`` retries the rest once fixed.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import hashlib
-import json
 import os
-import random
 import secrets
+import signal
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
-from datetime import datetime
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, fields, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 from evalkit import conditions as conditions_module
-from evalkit.cache import ResponseCache, cache_key
-from evalkit.errors import ConfigError, ResultsError, RunInterrupted
-from evalkit.providers import (
-    CallableProvider,
-    Provider,
-    Request,
-    RetryPolicy,
-    call,
-    estimate_tokens,
-    open_provider,
-)
+from evalkit.conditions import Session, session_from_calls
+from evalkit.core.score import ScoreContext
+from evalkit.errors import ConfigError, ExitCode, ResultsError, RunInterrupted
 from evalkit.results import (
-    JOURNAL,
     CaseResult,
     Journal,
     Run,
+    RunLock,
     SuiteIdentity,
+    all_calls,
     in_suite_order,
     load_run,
-    read_journal,
     shard_of,
     write_manifest,
 )
-from evalkit.scorers import run_check
-from evalkit.suite import Case, Suite, Target, load_suite
+from evalkit.scorers import score
+from evalkit.suite import Suite, load_suite
+from evalkit.targets import Caller, Planned, TargetRunner, open_target, plan_cases
 
 DEFAULT_OUT = Path(".evalkit") / "runs"
+FAIL_FAST_CALLS = 10
+"""A run stops as failed when this many calls (or every call, if fewer) failed before any succeeded."""
 
 
 @dataclass(frozen=True)
@@ -60,7 +65,7 @@ class RunOptions:
     cache: bool = False
     """Reuse successful responses from earlier runs (content-addressed; repeats stay independent)."""
     seed: int = 0
-    """Seeds the retry jitter, so a replay spaces its retries the same way."""
+    """Seeds every draw of the run (retry jitter, injected faults) per case, repeat and call: replays match."""
     requests_per_minute: float | None = None
     tokens_per_minute: float | None = None
 
@@ -70,6 +75,15 @@ class RunOptions:
         data["shard"] = list(self.shard) if self.shard else None
         return data
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunOptions:
+        """Options stored in a manifest; keys this version does not know are ignored."""
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["out"] = Path(values.get("out") or DEFAULT_OUT)
+        values["shard"] = tuple(values["shard"]) if values.get("shard") else None
+        return cls(**values)
+
 
 class Progress(Protocol):
     """Receives progress; the CLI renders it as a rich progress bar."""
@@ -77,15 +91,6 @@ class Progress(Protocol):
     def start(self, total: int, done: int) -> None: ...
 
     def advance(self, result: CaseResult) -> None: ...
-
-
-@dataclass(frozen=True)
-class Planned:
-    """One case with its rendered messages."""
-
-    case: Case
-    messages: tuple[Mapping[str, str], ...]
-    prompt_sha256: str
 
 
 class RateLimiter:
@@ -117,37 +122,6 @@ class RateLimiter:
         return {"requests_per_minute": self._rpm, "tokens_per_minute": self._tpm}
 
 
-def default_model(target: Target, where: str) -> str:
-    """The model a target requests; the local provider defaults to the embedded model."""
-    if target.callable:
-        return target.callable
-    if target.model:
-        return target.model
-    if (target.provider or "local") == "local":
-        from evalkit.providers.local import MODEL_NAME
-
-        return MODEL_NAME
-    raise ConfigError(f"{where}: target.model: expected a model id for provider {target.provider}, got none")
-
-
-def plan(suite: Suite) -> list[Planned]:
-    """Renders every case's messages up front, so a template error stops the run before any call."""
-    planned = []
-    for case in suite.cases:
-        messages: list[dict[str, str]] = []
-        context = f"{case.source}: case {case.id!r}"
-        if suite.target.system is not None:
-            messages.append({"role": "system", "content": suite.target.system.render(case.vars, context=context)})
-        if suite.target.user is not None:
-            messages.append({"role": "user", "content": suite.target.user.render(case.vars, context=context)})
-        if suite.target.callable:
-            digest = json.dumps(dict(case.vars), sort_keys=True, default=str)
-        else:
-            digest = json.dumps(messages, sort_keys=True, ensure_ascii=False)
-        planned.append(Planned(case, tuple(messages), hashlib.sha256(digest.encode()).hexdigest()))
-    return planned
-
-
 def _identity(suite: Suite) -> SuiteIdentity:
     target = suite.target
     described: dict[str, Any] = {"provider": target.provider or ("callable" if target.callable else "local"),
@@ -155,126 +129,13 @@ def _identity(suite: Suite) -> SuiteIdentity:
     if target.callable:
         described["callable"] = target.callable
     return SuiteIdentity(suite.name, suite.path, suite.sha256, tuple(c.id for c in suite.cases), described,
-                         suite.gate)
+                         suite.gate, str(Path(suite.path).resolve()))
 
 
 def _new_run_id(suite: Suite, shard: tuple[int, int] | None) -> str:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     suffix = f"-shard{shard[0]}of{shard[1]}" if shard else ""
     return f"{suite.name}-{stamp}-{secrets.token_hex(2)}{suffix}"
-
-
-async def _execute(suite: Suite, run: Run, work: Sequence[tuple[Planned, int]], options: RunOptions,
-                   progress: Progress | None, previous: Sequence[CaseResult], rendered: str) -> Run:
-    """Runs the work items, journalling each result; returns the run with conditions completed."""
-    directory = run.directory
-    assert directory is not None
-    target = suite.target
-    model = default_model(target, suite.path)
-    policy = RetryPolicy(max_attempts=target.max_attempts, timeout_s=target.timeout)
-    rng = random.Random(options.seed)
-    limiter = RateLimiter(options.requests_per_minute or suite.rate_limit.requests_per_minute,
-                          options.tokens_per_minute or suite.rate_limit.tokens_per_minute)
-    cache = ResponseCache() if options.cache else None
-    concurrency = options.concurrency or suite.concurrency
-    in_flight = conditions_module.InFlight()
-    finished: list[CaseResult] = []
-    queue: asyncio.Queue[tuple[Planned, int]] = asyncio.Queue()
-    for item in work:
-        queue.put_nowait(item)
-
-    async with _open_target(target, suite.path) as provider:
-        if run.conditions is None:
-            run = replace(run, conditions=_start_conditions(suite, provider, model, concurrency, limiter, rendered))
-            directory.mkdir(parents=True)
-        run = replace(run, status="running")
-        write_manifest(run)
-        journal = Journal(directory, run.run_id)
-        if progress is not None:
-            progress.start(run.expected, len(previous))
-        t0 = time.perf_counter()
-
-        async def worker() -> None:
-            while True:
-                try:
-                    planned, repeat = queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    return
-                case = planned.case
-                request = Request(planned.messages, model, target.params, case.vars)
-                key = None
-                record = None
-                if cache is not None:
-                    key = cache_key(provider=provider.name, endpoint=provider.endpoint, model=model,
-                                    params=target.params, messages=planned.messages or dict(case.vars),
-                                    repeat=repeat)
-                    record = cache.get(key)
-                if record is None:
-                    estimate = sum(estimate_tokens(m["content"]) for m in planned.messages)
-                    await limiter.acquire(estimate + int(target.params.get("max_tokens", 0) or 0))
-                    in_flight.enter()
-                    concurrent = in_flight.current
-                    try:
-                        record = await call(provider, request, policy, rng)
-                    finally:
-                        in_flight.exit()
-                    record = replace(record, in_flight_at_start=concurrent)
-                    if cache is not None and key is not None:
-                        cache.put(key, record)
-                scores = tuple(run_check(c, record.output, case) for c in case.expect) if record.ok else ()
-                result = CaseResult(
-                    case_id=case.id, repeat=repeat, passed=record.ok and all(s.passed for s in scores),
-                    output=record.output, scores=scores, call=record, tags=case.tags,
-                    prompt_sha256=planned.prompt_sha256, route=case.route,
-                )
-                journal.append(result)
-                finished.append(result)
-                if progress is not None:
-                    progress.advance(result)
-
-        status = "interrupted"
-        try:
-            await asyncio.gather(*(worker() for _ in range(max(1, min(concurrency, len(work))))))
-            status = "complete"
-        finally:
-            journal.close()
-            everything = [*previous, *finished]
-            assert run.conditions is not None
-            done = replace(
-                run, status=status, results=in_suite_order(everything, run.suite.case_ids),
-                conditions=conditions_module.at_end(
-                    run.conditions, [r.call for r in everything], duration_s=time.perf_counter() - t0,
-                    in_flight_mean=in_flight.mean(), in_flight_max=in_flight.maximum,
-                ),
-            )
-            write_manifest(done)
-    return done
-
-
-@contextlib.asynccontextmanager
-async def _open_target(target: Target, where: str) -> AsyncIterator[Provider]:
-    """The callable target runs in-process; any other target calls its provider."""
-    if target.callable:
-        from evalkit.scorers import load_callable
-
-        try:
-            fn = load_callable(target.callable)
-        except ValueError as exc:
-            raise ConfigError(f"{where}: target.callable: {exc}") from None
-        yield CallableProvider(target.callable, fn)
-        return
-    async with open_provider(target.provider_spec, where) as provider:
-        yield provider
-
-
-def _start_conditions(suite: Suite, provider: Provider, model: str, concurrency: int,
-                      limiter: RateLimiter, rendered_sha256: str) -> conditions_module.Conditions:
-    return conditions_module.at_start(
-        concurrency=concurrency, provider=provider.name, endpoint=provider.endpoint, model=model,
-        suite_sha256=suite.sha256, template_sha256={t.origin: t.sha256 for t in suite.target.templates},
-        rendered_prompts_sha256=rendered_sha256, suite_folder=Path(suite.path).resolve().parent,
-        rate_limit=limiter.limits,
-    )
 
 
 def rendered_hash(planned: Sequence[Planned]) -> str:
@@ -294,23 +155,177 @@ def _work(planned_cases: Sequence[Planned], repeats: int, shard: tuple[int, int]
     return items
 
 
-def _run(suite: Suite, run: Run, work: list[tuple[Planned, int]], options: RunOptions,
-         progress: Progress | None, previous: Sequence[CaseResult], rendered: str = "") -> Run:
+class _FailFast:
+    """Watches call outcomes and decides when a run has failed as a whole (see the module docstring)."""
+
+    def __init__(self, expected: int) -> None:
+        self.threshold = max(1, min(FAIL_FAST_CALLS, expected))
+        self.succeeded = 0
+        self.failed = 0
+        self.reason: str | None = None
+
+    def observe(self, result: CaseResult) -> None:
+        for call in result.calls:
+            if call.ok:
+                self.succeeded += 1
+                continue
+            self.failed += 1
+            if self.succeeded or self.reason:
+                continue
+            if call.error_class == "auth":
+                self.reason = f"the provider refused the credentials ({call.error}); the run stopped at once"
+            elif self.failed >= self.threshold:
+                self.reason = (f"the first {self.failed} calls all failed after retries (last: {call.error}); "
+                               "the run stopped there")
+
+    def final_reason(self) -> str | None:
+        if self.reason:
+            return self.reason
+        if self.failed and not self.succeeded:
+            return f"every call failed ({self.failed} of {self.failed})"
+        return None
+
+
+async def _execute(suite: Suite, run: Run, work: Sequence[tuple[Planned, int]], options: RunOptions,
+                   progress: Progress | None, previous: Sequence[CaseResult], rendered: str,
+                   target: TargetRunner, stack: contextlib.AsyncExitStack) -> Run:
+    """Runs the work items, journalling each result; returns the run with conditions completed."""
+    from evalkit.cache import ResponseCache
+
+    directory = run.directory
+    assert directory is not None
+    limiter = RateLimiter(options.requests_per_minute or suite.rate_limit.requests_per_minute,
+                          options.tokens_per_minute or suite.rate_limit.tokens_per_minute)
+    concurrency = options.concurrency or suite.concurrency
+    in_flight = conditions_module.InFlight()
+    caller = Caller(target.provider, suite.target.provider_spec.retry_policy, seed=options.seed, limiter=limiter,
+                    in_flight=in_flight, cache=ResponseCache() if options.cache else None)
+    session = max([s.index for s in run.sessions] + [r.session for r in previous], default=-1) + 1
+    if run.conditions is None:
+        run = replace(run, conditions=conditions_module.at_start(
+            concurrency=concurrency, provider=target.provider.name, endpoint=target.provider.endpoint,
+            model=target.model, suite_sha256=suite.sha256,
+            template_sha256={t.origin: t.sha256 for t in suite.target.templates},
+            rendered_prompts_sha256=rendered, suite_folder=Path(suite.path).resolve().parent,
+            rate_limit=limiter.limits,
+        ))
+        directory.mkdir(parents=True)
+        stack.enter_context(RunLock(directory))
+    run = replace(run, status="running")
+    write_manifest(run)
+    journal = Journal(directory, run.run_id)
+    if progress is not None:
+        progress.start(run.expected, len(previous))
+    queue: asyncio.Queue[tuple[Planned, int]] = asyncio.Queue()
+    for item in work:
+        queue.put_nowait(item)
+    fail_fast = _FailFast(len(previous) + len(work))
+    for result in previous:
+        fail_fast.observe(result)
+    finished: list[CaseResult] = []
+    started = datetime.now(UTC)
+    t0 = time.perf_counter()
+
+    async def worker() -> None:
+        while fail_fast.reason is None:
+            try:
+                planned, repeat = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            case = planned.case
+            cacheable = target.cacheable(case)
+            outcome = await target.run(planned, repeat, caller if cacheable else caller.without_cache())
+            failed_call = any(not c.ok for c in outcome.trajectory.calls)
+            context = ScoreContext(case=case, output=outcome.output, trajectory=outcome.trajectory, repeat=repeat)
+            scores = () if failed_call else tuple([await score(check, context) for check in case.expect])
+            result = CaseResult(
+                case_id=case.id, repeat=repeat, passed=not failed_call and all(s.passed for s in scores),
+                output=outcome.output, scores=scores, trajectory=outcome.trajectory, tags=case.tags,
+                prompt_sha256=planned.prompt_sha256, route=case.route, session=session,
+            )
+            journal.append(result)
+            finished.append(result)
+            fail_fast.observe(result)
+            if progress is not None:
+                progress.advance(result)
+
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+    terminated: list[bool] = []
+
+    def on_sigterm() -> None:  # CI runners send SIGTERM on cancel: save and stop as Ctrl-C does
+        terminated.append(True)
+        if main is not None:
+            main.cancel()
+
+    with contextlib.suppress(NotImplementedError, RuntimeError):  # no signal handlers off the main thread
+        loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+    status = "interrupted"
     try:
-        return asyncio.run(_execute(suite, run, work, options, progress, previous, rendered))
-    except KeyboardInterrupt:
+        await asyncio.gather(*(worker() for _ in range(max(1, min(concurrency, len(work))))))
+        reason = fail_fast.final_reason()
+        status = "failed" if reason else "complete"
+        run = replace(run, failure=reason)
+    except asyncio.CancelledError:
+        if terminated:
+            raise _Terminated from None
+        raise
+    finally:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.remove_signal_handler(signal.SIGTERM)
+        journal.close()
+        everything = [*previous, *finished]
+        live = sum(1 for c in all_calls(finished) if not c.cached)
+        this_session = Session(session, started.isoformat(timespec="seconds"),
+                               datetime.now(UTC).isoformat(timespec="seconds"), round(time.perf_counter() - t0, 3),
+                               live, round(in_flight.mean(), 3), in_flight.maximum, status)
+        sessions = (*_sessions_with_killed(run.sessions, previous), this_session)
+        assert run.conditions is not None
+        done = replace(
+            run, status=status, results=in_suite_order(everything, run.suite.case_ids), sessions=sessions,
+            conditions=conditions_module.at_end(run.conditions, all_calls(everything), sessions),
+        )
+        write_manifest(done)
+    return done
+
+
+class _Terminated(Exception):
+    """SIGTERM arrived while running (raised out of the event loop, turned into RunInterrupted)."""
+
+
+def _sessions_with_killed(sessions: Sequence[Session], results: Sequence[CaseResult]) -> tuple[Session, ...]:
+    """The recorded sessions plus one rebuilt from the journal for each session killed before its end."""
+    recorded = {s.index for s in sessions}
+    by_session: dict[int, list[CaseResult]] = {}
+    for result in results:
+        if result.session not in recorded:
+            by_session.setdefault(result.session, []).append(result)
+    rebuilt = [session_from_calls(index, all_calls(items)) for index, items in sorted(by_session.items())]
+    return tuple(sorted([*sessions, *rebuilt], key=lambda s: s.index))
+
+
+def _run(suite: Suite, run: Run, work: list[tuple[Planned, int]], options: RunOptions,
+         progress: Progress | None, previous: Sequence[CaseResult], rendered: str) -> Run:
+    async def go() -> Run:
+        async with contextlib.AsyncExitStack() as stack, open_target(suite) as target:
+            return await _execute(suite, run, work, options, progress, previous, rendered, target, stack)
+
+    try:
+        return asyncio.run(go())
+    except (KeyboardInterrupt, _Terminated) as exc:
         assert run.directory is not None
-        journal = run.directory / JOURNAL
-        saved = len(read_journal(journal)) if journal.exists() else 0
-        raise RunInterrupted(
-            f"interrupted: {saved} of {run.expected} results are saved in {run.directory}; "
-            f"finish with: evalkit run --resume {run.directory}"
-        ) from None
+        saved = len(load_run(run.directory).results) if (run.directory / "manifest.json").exists() else 0
+        what = "terminated" if isinstance(exc, _Terminated) else "interrupted"
+        interrupted = RunInterrupted(f"{what}: {saved} of {run.expected} results are saved in {run.directory}; "
+                                     f"finish with: evalkit run --resume {run.directory}")
+        if isinstance(exc, _Terminated):
+            interrupted.exit_code = ExitCode.TERMINATED
+        raise interrupted from None
 
 
 def run_suite(suite: Suite | str | os.PathLike[str], options: RunOptions = RunOptions(),
               progress: Progress | None = None) -> Run:
-    """Runs a suite (or a suite file) and returns the completed :class:`Run`."""
+    """Runs a suite (or a suite file) and returns the finished :class:`Run` (``complete`` or ``failed``)."""
     if not isinstance(suite, Suite):
         suite = load_suite(suite)
     if options.shard is not None:
@@ -318,7 +333,7 @@ def run_suite(suite: Suite | str | os.PathLike[str], options: RunOptions = RunOp
         if not 1 <= index <= count:
             raise ConfigError(f"--shard: expected i/n with 1 <= i <= n, got {index}/{count}")
     repeats = options.repeats or suite.repeats
-    planned = plan(suite)
+    planned = plan_cases(suite)
     work = _work(planned, repeats, options.shard, set())
     if not work:
         raise ConfigError(f"{suite.path}: no case falls in shard {options.shard[0]}/{options.shard[1]}"
@@ -334,23 +349,55 @@ def run_suite(suite: Suite | str | os.PathLike[str], options: RunOptions = RunOp
     return _run(suite, run, work, options, progress, (), rendered_hash(planned))
 
 
+def _suite_file(previous: Run) -> Path:
+    """Where the run's suite is now: its absolute path when recorded, else its path from here."""
+    for candidate in (previous.suite.file, previous.suite.path):
+        if candidate and Path(candidate).is_file():
+            return Path(candidate)
+    raise ResultsError(f"{previous.directory}: suite.path: expected the suite file {previous.suite.path!r} "
+                       f"(recorded as {previous.suite.file or 'a path relative to where the run started'}), "
+                       "got no such file")
+
+
 def resume_run(location: str | os.PathLike[str], progress: Progress | None = None) -> Run:
-    """Finishes an interrupted run: only the (case, repeat) pairs not yet journalled are run."""
-    previous = load_run(location)
-    assert previous.directory is not None
-    suite = load_suite(previous.suite.path)
-    if suite.sha256 != previous.suite.sha256:
-        raise ResultsError(
-            f"{previous.directory}: suite.sha256: {suite.path} changed since the run started (expected "
-            f"{previous.suite.sha256[:12]}, got {suite.sha256[:12]}); start a new run instead"
-        )
-    raw = dict(previous.options)
-    options = RunOptions(**{**raw, "out": Path(raw.get("out", DEFAULT_OUT)),
-                            "shard": tuple(raw["shard"]) if raw.get("shard") else None})
-    done = {r.key for r in previous.results}
-    work = _work(plan(suite), previous.repeats, previous.shard, done)
-    if not work:
-        return previous if previous.status == "complete" else replace(previous, status="complete")
-    run = replace(previous, options={**previous.options,
-                                                       "resumed": int(previous.options.get("resumed", 0)) + 1})
-    return _run(suite, run, work, options, progress, previous.results)
+    """Finishes an interrupted run: only the (case, repeat) pairs not yet journalled are run.
+
+    Holds the run directory's lock throughout, so two resumes of one run cannot both make calls. A run
+    with nothing left to do (killed after its last result) gets its conditions and status written.
+    """
+    path = Path(location)
+    directory = path.parent if path.name == "manifest.json" else path
+    load_run(directory)  # a clear error for a path that is not a run directory, before any lock file appears
+    with RunLock(directory):
+        previous = load_run(directory)
+        suite = load_suite(_suite_file(previous))
+        if suite.sha256 != previous.suite.sha256:
+            raise ResultsError(
+                f"{previous.directory}: suite.sha256: {suite.path} changed since the run started (expected "
+                f"{previous.suite.sha256[:12]}, got {suite.sha256[:12]}); start a new run instead"
+            )
+        options = RunOptions.from_dict(previous.options)
+        planned = plan_cases(suite)
+        work = _work(planned, previous.repeats, previous.shard, {r.key for r in previous.results})
+        if not work:
+            return _finalize(previous)
+        rendered = previous.conditions.rendered_prompts_sha256 if previous.conditions else rendered_hash(planned)
+        return _run(suite, previous, work, options, progress, previous.results, rendered)
+
+
+def _finalize(previous: Run) -> Run:
+    """Completes a run whose every result is journalled but whose manifest was never finished."""
+    if previous.status in ("complete", "failed") and not previous.missing:
+        return previous
+    sessions = _sessions_with_killed(previous.sessions, previous.results)
+    fail_fast = _FailFast(len(previous.results))
+    for result in previous.results:
+        fail_fast.observe(result)
+    reason = fail_fast.final_reason()
+    conditions = previous.conditions
+    if conditions is not None:
+        conditions = conditions_module.at_end(conditions, all_calls(previous.results), sessions)
+    done = replace(previous, status="failed" if reason else "complete", failure=reason, sessions=sessions,
+                   conditions=conditions)
+    write_manifest(done)
+    return done

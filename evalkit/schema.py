@@ -121,14 +121,20 @@ def _message(error: Any) -> tuple[list[str | int], str]:
     return path, error.message
 
 
-def validate(data: Any, schema: str, source: str, locate: Locator | None = None) -> None:
-    """Raises :class:`ConfigError` naming file, line, field, expected and got for the first violation."""
+def problem(data: Any, schema: str) -> tuple[list[str | int], str] | None:
+    """The first violation of a packaged schema as (field path, what was expected and got), or None."""
     from jsonschema.exceptions import best_match
 
     error = best_match(_validator(schema).iter_errors(data))
-    if error is None:
+    return None if error is None else _message(error)
+
+
+def validate(data: Any, schema: str, source: str, locate: Locator | None = None) -> None:
+    """Raises :class:`ConfigError` naming file, line, field, expected and got for the first violation."""
+    found = problem(data, schema)
+    if found is None:
         return
-    path, text = _message(error)
+    path, text = found
     line = locate(path) if locate else None
     raise ConfigError(f"{where(source, line)}: {format_path(path)}: {text}")
 

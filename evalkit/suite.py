@@ -76,6 +76,11 @@ class Target:
     """``package.module:function`` taking the case vars and returning the output text."""
 
     @property
+    def kind(self) -> str:
+        """Which registered target runs it (see :data:`evalkit.targets.TARGETS`)."""
+        return "callable" if self.callable else "prompt"
+
+    @property
     def provider_spec(self) -> ProviderSpec:
         """The provider part of this target (what :func:`evalkit.providers.open_provider` opens)."""
         return ProviderSpec(provider=self.provider or "local", model=self.model, base_url=self.base_url,

@@ -239,3 +239,48 @@ class AnthropicAdapter(_Base):
             return len(json.loads(connection.getresponse().read())["tokens"])
         finally:
             connection.close()
+
+
+class _CannedHandler(_Handler):
+    def do_POST(self) -> None:
+        body = json.loads(self._body() or b"{}")
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        with self.owner._lock:
+            self.owner.received.append({"path": self.path, "headers": headers, "body": body, "at": time.monotonic()})
+        key = headers.get("authorization", "").removeprefix("Bearer ").strip()
+        status, message = self.owner.answer(key)
+        if status != 200:
+            self._json(status, {"error": {"message": message, "type": "invalid_request_error"}})
+            return
+        time.sleep(self.owner.delay)
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("x-request-id", f"canned-{uuid.uuid4().hex[:8]}")
+        self.end_headers()
+        base = {"id": f"chatcmpl-{uuid.uuid4().hex[:8]}", "object": "chat.completion.chunk", "created": 0,
+                "model": self.owner.model, "system_fingerprint": "fp_canned"}
+        for piece in (message, None):
+            delta = {"content": piece} if piece else {}
+            finish = None if piece else "stop"
+            data = json.dumps({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+            self._chunk(f"data: {data}\n\n".encode())
+        self._chunk(b"data: [DONE]\n\n")
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
+
+class CannedServer(_Base):
+    """An OpenAI-compatible endpoint with no model behind it: every call gets the same scripted answer.
+
+    ``answer(key)`` returns (status, text): 200 streams the text as the completion; anything else is an
+    error body carrying the text (e.g. a 401 that echoes the caller's key, as some providers do).
+    """
+
+    handler = _CannedHandler
+
+    def __init__(self, answer: Any = None, *, delay: float = 0.0, model: str = "canned-model") -> None:
+        super().__init__("http://127.0.0.1:9")
+        self.answer = answer or (lambda key: (200, "A canned answer."))
+        self.delay = delay
+        self.model = model

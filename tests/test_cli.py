@@ -56,7 +56,7 @@ def test_show_refuses_an_unknown_format(tmp_path: Path, capsys: pytest.CaptureFi
     (tmp_path / "r").mkdir()
     (tmp_path / "r" / "manifest.json").write_text(json.dumps({"format": "evalkit.run/99"}))
     assert main(["show", "r"]) == ExitCode.USAGE_ERROR
-    assert "format: expected 'evalkit.run/1', got 'evalkit.run/99'" in capsys.readouterr().err
+    assert "format: expected 'evalkit.run/2', got 'evalkit.run/99'" in capsys.readouterr().err
 
 
 def test_missing_api_key_exit_code(write, capsys: pytest.CaptureFixture[str]) -> None:

@@ -18,7 +18,7 @@ from evalkit.providers.local import MODEL_NAME, LocalServer, find_model
 from evalkit.providers.openai import OpenAIProvider
 from evalkit.suite import Target
 
-from .servers import AnthropicAdapter, FaultProxy
+from .servers import AnthropicAdapter, CannedServer, FaultProxy
 
 pytestmark = pytest.mark.integration
 
@@ -93,8 +93,9 @@ def test_retry_after_is_honoured(model_server: LocalServer) -> None:
 
 
 def test_a_hang_becomes_a_timeout(model_server: LocalServer) -> None:
-    with FaultProxy(model_server.base_url, ["hang:3"]) as proxy:
-        record = _call(OpenAIProvider(api_key="unused", base_url=proxy.base_url), timeout=1.0)
+    # The hang outlasts the timeout; the retry gets the real answer (a generous timeout: a busy machine is slow).
+    with FaultProxy(model_server.base_url, ["hang:12"]) as proxy:
+        record = _call(OpenAIProvider(api_key="unused", base_url=proxy.base_url), timeout=6.0)
     assert record.attempts[0].error_class == "timeout"
     assert record.ok
 
@@ -224,3 +225,50 @@ def test_structured_output_dialects() -> None:
         "type": "json_schema", "json_schema": {"name": "verdict", "schema": VERDICT_SCHEMA["schema"], "strict": True}}
     llama = OpenAIProvider(api_key="k", base_url="http://127.0.0.1:9/v1", schema_dialect="llama.cpp")
     assert llama.response_format(VERDICT_SCHEMA) == {"type": "json_object", "schema": VERDICT_SCHEMA["schema"]}
+
+
+@pytest.mark.parametrize("echo", [
+    lambda key: f"Incorrect API key provided: {key}. You can find your API key at https://example.invalid.",
+    lambda key: f"Incorrect API key provided: {key[:10]}{'*' * 16}{key[-4:]}.",
+    lambda key: f"invalid x-api-key (starts with {key[:8]}...)",
+])
+def test_a_key_a_provider_echoes_never_reaches_a_file_or_the_terminal(
+        echo: Any, write: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from evalkit.cli import main
+
+    key = "sk-proj-" + "Q7f3kZp9Lx2Vb8Nw4Hy6Tc1Rm5Jd0Gs"
+    monkeypatch.setenv("EVALKIT_TEST_KEY", key)
+    with CannedServer(lambda sent: (401, echo(sent))) as server:
+        path = write("s.yaml", f"""
+            name: keys
+            target:
+              provider: openai
+              base_url: {server.base_url}
+              model: m
+              api_key_env: EVALKIT_TEST_KEY
+              user: "hi {{{{ n }}}}"
+            cases: [{{id: a, vars: {{n: 1}}}}, {{id: b, vars: {{n: 2}}}}]
+        """)
+        assert main(["run", str(path), "--out", "runs", "--run-id", "k", "-q"]) == 5
+        assert server.received[0]["headers"]["authorization"] == f"Bearer {key}"  # the key was really sent
+    assert main(["show", "runs/k"]) == 0
+    printed = capsys.readouterr()
+    stored = "".join(p.read_text() for p in (tmp_path / "runs" / "k").iterdir() if p.is_file())
+    for text in (stored, printed.out, printed.err):
+        assert "[REDACTED]" in text or text is printed.err
+        for size in (6, 8, 10, len(key)):
+            assert key[:size] not in text
+        assert key[-10:] not in text
+
+
+def test_redaction_masks_configured_keys_and_key_shapes() -> None:
+    from evalkit.core.redact import redact, remember
+
+    remember("zq-internal-9f8e7d6c5b4a")
+    assert redact("bad key zq-internal-9f8e7d6c5b4a given") == "bad key [REDACTED] given"
+    assert redact("key starts zq-internal-9f8…") == "key starts [REDACTED]…"
+    assert redact("Authorization: Bearer abcdefghijklmnopqrstu") == "Authorization: [REDACTED]"
+    assert redact("aws AKIAABCDEFGHIJKLMNOP here") == "aws [REDACTED] here"
+    assert redact("an ordinary message with no secret") == "an ordinary message with no secret"
+    assert redact("output sk-proj-abcdefghijklmnopqrst", shapes=False) == "output sk-proj-abcdefghijklmnopqrst"

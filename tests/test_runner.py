@@ -18,7 +18,7 @@ from evalkit.providers.local import MODEL_NAME, LocalServer
 from evalkit.results import per_case, read_journal
 from evalkit.runner import RateLimiter
 
-from .servers import FaultProxy
+from .servers import CannedServer, FaultProxy
 
 pytestmark = pytest.mark.integration
 
@@ -55,10 +55,10 @@ def test_run_writes_journal_manifest_and_conditions(write, model_server: LocalSe
     assert [r.case_id for r in run.results] == ["q0", "q1", "q2", "q3"]
     assert all(r.call.ok for r in run.results)
     lines = (tmp_path / "runs" / "r1" / "journal.jsonl").read_text().splitlines()
-    assert json.loads(lines[0]) == {"format": "evalkit.journal/1", "run_id": "r1"}
+    assert json.loads(lines[0]) == {"format": "evalkit.journal/2", "run_id": "r1"}
     assert len(lines) == 5
     manifest = json.loads((tmp_path / "runs" / "r1" / "manifest.json").read_text())
-    assert manifest["format"] == "evalkit.run/1" and manifest["status"] == "complete"
+    assert manifest["format"] == "evalkit.run/2" and manifest["status"] == "complete"
     c = run.conditions
     assert c is not None
     assert c.provider == "openai" and c.endpoint == f"127.0.0.1:{model_server.port}"
@@ -231,3 +231,165 @@ def test_resume_refuses_a_changed_suite(write, model_server: LocalServer, tmp_pa
     path.write_text(path.read_text().replace("Answer in a few words.", "Answer briefly."))
     with pytest.raises(ResultsError, match="changed since the run started"):
         resume_run(run.directory)  # type: ignore[arg-type]
+
+
+# --- runs that fail as a whole, resumes, locks, signals (no model needed: a canned loopback server) ----------
+
+
+def canned_suite(base_url: str, count: int = 6, extra: str = "") -> str:
+    cases = "\n".join(f"  - {{id: c{i}, vars: {{n: '{i}'}}}}" for i in range(count))
+    return (f"name: canned\ntarget:\n  provider: openai\n  base_url: {base_url}\n  model: canned-model\n"
+            f"  max_attempts: 2\n  user: 'Say {{{{ n }}}}'\n{extra}concurrency: 1\n"
+            f"defaults: {{expect: [{{length: {{min: 1}}}}]}}\ncases:\n{cases}\n")
+
+
+def _closed_port() -> int:
+    from evalkit.providers.local import free_port
+
+    return free_port()  # nothing listens there: every connection is refused
+
+
+@pytest.mark.parametrize(("answer", "expected_calls", "reason"), [
+    (lambda key: (401, "Incorrect API key provided"), 1, "the provider refused the credentials"),
+    (lambda key: (500, "internal error"), 10, "the first 10 calls all failed after retries"),
+])
+def test_a_provider_that_fails_every_call_fails_the_run_early(write, tmp_path: Path, answer, expected_calls: int,
+                                                               reason: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from evalkit.cli import main
+
+    with CannedServer(answer) as server:
+        path = write("s.yaml", canned_suite(server.base_url, count=40))
+        code = main(["run", str(path), "--out", "runs", "--run-id", "f", "-q"])
+        received = len(server.received)
+    assert code == 5  # RUN_FAILED, not 0 after 900 attempts
+    err = capsys.readouterr().err
+    assert err.startswith("evalkit: error: runs/f: run failed: ") and reason in err
+    # 401 is never retried; a 500 is retried once (max_attempts 2) for each of the first 10 calls.
+    assert received == expected_calls * (1 if expected_calls == 1 else 2)
+    run = load_run(tmp_path / "runs" / "f")
+    assert run.status == "failed" and reason in (run.failure or "")
+    from evalkit.baseline import save_baseline
+
+    with pytest.raises(Exception, match="expected a complete run"):
+        save_baseline(run, tmp_path / "b.json")
+
+
+def test_connection_refused_on_every_call_fails_fast(write, tmp_path: Path) -> None:
+    path = write("s.yaml", canned_suite(f"http://127.0.0.1:{_closed_port()}/v1", count=50))
+    run = run_suite(path, RunOptions(out=tmp_path / "runs"))
+    assert run.status == "failed"
+    assert len(run.results) == 10 and sum(len(c.attempts) for r in run.results for c in r.calls) == 20
+    assert "connection" in (run.failure or "")
+
+
+def test_a_run_whose_calls_mostly_fail_but_some_succeed_is_not_failed(write, tmp_path: Path) -> None:
+    answers = iter([200] + [500] * 100)
+    with CannedServer(lambda key: (next(answers), "x")) as server:
+        run = run_suite(write("s.yaml", canned_suite(server.base_url, count=12)), RunOptions(out=tmp_path / "r"))
+    assert run.status == "complete" and sum(r.passed for r in run.results) == 1
+
+
+def test_a_second_resume_and_sessions_combine(write, tmp_path: Path) -> None:
+    with CannedServer(delay=0.05) as server:
+        path = write("s.yaml", canned_suite(server.base_url, count=9))
+        # Three sessions: a run killed after 3 results, a resume killed after 6, a resume that finishes.
+        for stop_after in (3, 6):
+            args = ["run", "--resume", "runs/k"] if stop_after == 6 else ["run", str(path), "--out", "runs",
+                                                                          "--run-id", "k"]
+            process = _spawn([*args, "-q"], tmp_path)
+            _wait_for_results(tmp_path / "runs" / "k" / "journal.jsonl", stop_after, process)
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+        run = resume_run(tmp_path / "runs" / "k")
+    assert run.status == "complete" and len(run.results) == 9
+    assert [s.index for s in run.sessions] == [0, 1, 2]
+    assert [s.status for s in run.sessions] == ["killed", "killed", "complete"]
+    c = run.conditions
+    assert c is not None and c.duration_s is not None and c.throughput_per_s is not None
+    assert c.duration_s == pytest.approx(sum(s.duration_s or 0 for s in run.sessions), abs=0.01)
+    # One call at a time, each at least 50 ms: no session, and not the whole run, can beat 20 calls/s.
+    assert c.throughput_per_s <= 20 and c.in_flight_max == 1 and c.in_flight_mean is not None
+    assert c.in_flight_mean <= 1.0
+    assert sorted({r.session for r in run.results}) == [0, 1, 2]
+
+
+def test_a_kill_after_the_last_result_is_finished_by_resume(write, tmp_path: Path) -> None:
+    with CannedServer() as server:
+        run = run_suite(write("s.yaml", canned_suite(server.base_url, count=3)), RunOptions(out=tmp_path / "r"))
+    assert run.directory is not None
+    manifest = run.directory / "manifest.json"
+    data = json.loads(manifest.read_text())
+    data.update(status="running", sessions=[])  # killed before the final manifest write
+    manifest.write_text(json.dumps(data))
+    from evalkit.baseline import save_baseline
+
+    with pytest.raises(Exception, match="expected a complete run"):
+        save_baseline(load_run(run.directory), tmp_path / "b.json")
+    finished = resume_run(run.directory)
+    assert finished.status == "complete" and json.loads(manifest.read_text())["status"] == "complete"
+    assert [s.status for s in finished.sessions] == ["killed"]
+    save_baseline(load_run(run.directory), tmp_path / "b.json")
+
+
+def test_two_resumes_of_one_run_cannot_both_run(write, tmp_path: Path) -> None:
+    from evalkit.results import RunLock
+
+    with CannedServer() as server:
+        run = run_suite(write("s.yaml", canned_suite(server.base_url, count=2)), RunOptions(out=tmp_path / "r"))
+        assert run.directory is not None
+        with RunLock(run.directory), pytest.raises(ResultsError, match=r"expected no other evalkit running this "
+                                                                        r"run, got pid \d+ holding its lock"):
+            resume_run(run.directory)
+
+
+def test_resume_from_another_working_directory(write, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with CannedServer(delay=0.05) as server:
+        path = write("project/suites/s.yaml", canned_suite(server.base_url, count=6))
+        monkeypatch.chdir(tmp_path / "project")
+        process = _spawn(["run", "suites/s.yaml", "--out", "runs", "--run-id", "k", "-q"], tmp_path / "project")
+        _wait_for_results(tmp_path / "project" / "runs" / "k" / "journal.jsonl", 2, process)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir()
+        monkeypatch.chdir(elsewhere)
+        run = resume_run(tmp_path / "project" / "runs" / "k")
+    assert run.status == "complete" and len(run.results) == 6
+    assert path.exists()
+
+
+def test_a_corrupt_journal_line_is_reported_and_its_case_redone(write, tmp_path: Path) -> None:
+    from evalkit.cli import main
+
+    with CannedServer() as server:
+        run = run_suite(write("s.yaml", canned_suite(server.base_url, count=4)), RunOptions(out=tmp_path / "r"))
+        assert run.directory is not None
+        journal = run.directory / "journal.jsonl"
+        lines = journal.read_text().splitlines()
+        corrupted = lines[2][:40] + "#garbage#" + lines[2][60:]
+        journal.write_text("\n".join([*lines[:2], corrupted, *lines[3:]]) + "\n")
+        broken = load_run(run.directory)
+        assert broken.status == "incomplete" and len(broken.results) == 3
+        assert len(broken.problems) == 1 and broken.problems[0].startswith(f"{journal}:3: unreadable line")
+        assert main(["show", str(run.directory)]) == 0
+        from evalkit.baseline import save_baseline
+
+        with pytest.raises(Exception, match="expected a complete run"):
+            save_baseline(broken, tmp_path / "b.json")
+        redone = resume_run(run.directory)
+    assert redone.status == "complete" and len(redone.results) == 4
+    assert len(redone.problems) == 1  # the corrupt line stays in the append-only journal, reported
+
+
+def test_sigterm_saves_marks_interrupted_and_exits_143(write, tmp_path: Path) -> None:
+    with CannedServer(delay=0.05) as server:
+        path = write("s.yaml", canned_suite(server.base_url, count=40))
+        process = _spawn(["run", str(path), "--out", "runs", "--run-id", "t", "-q"], tmp_path)
+        _wait_for_results(tmp_path / "runs" / "t" / "journal.jsonl", 2, process)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143, stderr
+    assert stderr.strip().splitlines() == [stderr.strip()]  # one line
+    assert stderr.startswith("evalkit: error: terminated: ") and "evalkit run --resume runs/t" in stderr
+    run = load_run(tmp_path / "runs" / "t")
+    assert run.status == "interrupted" and 2 <= len(run.results) < 40

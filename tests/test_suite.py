@@ -86,7 +86,7 @@ def test_unknown_key(write) -> None:
 def test_unknown_check(write) -> None:
     path = write("bad.yaml", GOOD.replace('{contains: "4"}', '{containz: "4"}'))
     message = _error(path)
-    assert message.startswith("bad.yaml:15: cases[0].expect[0].containz: unknown key 'containz'; expected one of:")
+    assert message.startswith("bad.yaml:15: cases[0].expect[0].containz: unknown check; expected one of:")
 
 
 def test_missing_field(write) -> None:

@@ -92,6 +92,10 @@ def run(suite: Path | None, resume: Path | None, out: Path, run_id: str | None, 
         if progress is not None:
             progress.stop()
     render_run(result, console())
+    if result.status == "failed":
+        from evalkit.errors import ProviderError
+
+        raise ProviderError(f"{result.directory}: run failed: {result.failure}")
     if baseline_path is not None:
         raise click.exceptions.Exit(run_gate(result, baseline_path, **gate))
 

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import ipaddress
 import os
-import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 from urllib.parse import urlsplit
 
+from evalkit.core.redact import remember
 from evalkit.errors import ConfigError, PrerequisiteError
 from evalkit.providers.base import (
     CallFailure,
@@ -32,7 +30,7 @@ from evalkit.providers.base import (
 )
 
 __all__ = [
-    "PROVIDERS", "CallFailure", "CallRecord", "CallableProvider", "Completion", "Provider", "ProviderSpec",
+    "PROVIDERS", "CallFailure", "CallRecord", "Completion", "Provider", "ProviderSpec",
     "Request", "RetryPolicy", "call", "estimate_tokens", "open_provider", "register_provider",
 ]
 
@@ -56,6 +54,7 @@ def api_key(spec: ProviderSpec, provider: str, where: str) -> str:
     env = spec.api_key_env or DEFAULT_KEY_ENV[provider]
     key = os.environ.get(env)
     if key:
+        remember(key)  # whatever a provider echoes of it is masked before it is stored or printed
         return key
     if spec.api_key_env is None and _is_loopback(spec.base_url):
         return "not-needed-on-loopback"
@@ -63,38 +62,6 @@ def api_key(spec: ProviderSpec, provider: str, where: str) -> str:
         f"{where}: target.provider: {provider} needs an API key; expected it in the environment "
         f"variable {env}, got it unset"
     )
-
-
-class CallableProvider:
-    """A user's function (``mypkg.agent:answer``) called with the case vars; returns the output text."""
-
-    name = "callable"
-    endpoint = None
-    sdk_version = None
-
-    def __init__(self, dotted: str, fn: Callable[..., Any]) -> None:
-        self.dotted = dotted
-        self._fn = fn
-        self._is_async = inspect.iscoroutinefunction(fn)
-
-    async def complete(self, request: Request, timeout: float) -> Completion:
-        t0 = time.perf_counter()
-        try:
-            async with asyncio.timeout(timeout):
-                if self._is_async:
-                    result = await self._fn(dict(request.vars))
-                else:
-                    result = await asyncio.to_thread(self._fn, dict(request.vars))
-        except TimeoutError:
-            raise CallFailure("timeout", f"{self.dotted} did not return within {timeout:g} s") from None
-        except Exception as exc:  # the user's app failing is a recorded outcome, not a crash of the run
-            raise CallFailure("client", f"{self.dotted} raised {type(exc).__name__}: {exc}") from None
-        text = result if isinstance(result, str) else str(result)
-        return Completion(text=text, ttft_s=time.perf_counter() - t0, model_returned=self.dotted,
-                          stop_reason_raw="stop")
-
-    async def aclose(self) -> None:
-        return None
 
 
 ProviderFactory = Callable[[ProviderSpec, str], contextlib.AbstractAsyncContextManager[Provider]]
@@ -158,10 +125,13 @@ async def _local(spec: ProviderSpec, where: str) -> AsyncIterator[Provider]:
 @contextlib.asynccontextmanager
 async def open_provider(spec: ProviderSpec, where: str) -> AsyncIterator[Provider]:
     """Opens the spec's provider for one run (starting the local server if needed) and closes it."""
-    from evalkit.scorers import load_callable
+    from evalkit.plugins import load_callable, load_entry_points
 
     name = spec.provider
     factory = PROVIDERS.get(name)
+    if factory is None and ":" not in name:
+        load_entry_points()  # a plugin may register it
+        factory = PROVIDERS.get(name)
     if factory is not None:
         async with factory(spec, where) as provider:
             yield provider

@@ -7,6 +7,7 @@ import time
 from importlib import metadata
 from typing import Any
 
+from evalkit.core.trajectory import ToolCall
 from evalkit.errors import PrerequisiteError, install_hint
 from evalkit.providers.base import CallFailure, Completion, Request, sdk_failure
 from evalkit.providers.openai import endpoint_host
@@ -62,7 +63,7 @@ class AnthropicProvider:
         t0 = time.perf_counter()
         ttft: float | None = None
         pieces: list[str] = []
-        tools: list[str] = []
+        tools: dict[int, dict[str, str]] = {}
         info: dict[str, Any] = {}
         try:
             async with asyncio.timeout(timeout):
@@ -79,7 +80,8 @@ class AnthropicProvider:
                     elif event.type == "content_block_start" and event.content_block.type == "tool_use":
                         ttft = ttft if ttft is not None else time.perf_counter() - t0
                         if request.response_format is None:  # the forced format tool is not a tool call
-                            tools.append(event.content_block.name)
+                            tools[event.index] = {"id": event.content_block.id, "name": event.content_block.name,
+                                                  "arguments": ""}
                     elif event.type == "content_block_delta" and event.delta.type == "text_delta":
                         ttft = ttft if ttft is not None else time.perf_counter() - t0
                         pieces.append(event.delta.text)
@@ -87,6 +89,8 @@ class AnthropicProvider:
                         # A structured answer arrives as the forced tool's input JSON: it is the output.
                         if request.response_format is not None:
                             pieces.append(event.delta.partial_json)
+                        elif event.index in tools:
+                            tools[event.index]["arguments"] += event.delta.partial_json
                     elif event.type == "message_delta":
                         info["finish"] = event.delta.stop_reason
                         info["completion_tokens"] = event.usage.output_tokens
@@ -101,7 +105,8 @@ class AnthropicProvider:
             text="".join(pieces), request_id=info.get("request_id"), response_id=info.get("response_id"),
             model_returned=info.get("model"), ttft_s=ttft, prompt_tokens=info.get("prompt_tokens"),
             completion_tokens=info.get("completion_tokens"), stop_reason_raw=info["finish"],
-            tool_calls=tuple(tools),
+            tool_calls=tuple(ToolCall(id=t["id"], name=t["name"], arguments=t["arguments"] or "{}")
+                             for _, t in sorted(tools.items())),
         )
 
     async def aclose(self) -> None:

@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from evalkit.core.redact import redact
+from evalkit.core.trajectory import ToolCall
+
 ERROR_CLASSES = ("timeout", "rate_limit", "server", "connection", "bad_response", "auth", "client")
 """Normalised error classes of a failed attempt."""
 RETRYABLE = frozenset({"timeout", "rate_limit", "server", "connection", "bad_response"})
@@ -192,7 +195,8 @@ class Completion:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     stop_reason_raw: str | None = None
-    tool_calls: tuple[str, ...] = ()
+    tool_calls: tuple[ToolCall, ...] = ()
+    """Tools the model asked to call, with their ids and arguments."""
 
 
 @dataclass(frozen=True)
@@ -244,7 +248,8 @@ class CallRecord:
     completion_tokens_est: int = 0
     stop_reason_raw: str | None = None
     stop_reason: str = "complete"
-    tool_calls: tuple[str, ...] = ()
+    tool_calls: tuple[ToolCall, ...] = ()
+    """Tools the model asked to call in the successful attempt."""
     attempts: tuple[Attempt, ...] = ()
     error_class: str | None = None
     """Set when the call failed after all retries."""
@@ -263,19 +268,22 @@ class CallRecord:
 
     def to_dict(self) -> dict[str, Any]:
         data = {k: getattr(self, k) for k in _RECORD_FIELDS}
-        data["tool_calls"] = list(self.tool_calls)
+        data["tool_calls"] = [t.to_dict() for t in self.tool_calls]
         data["attempts"] = [a.to_dict() for a in self.attempts]
         return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CallRecord:
+        """Reads a stored record; fields this version does not know are ignored (forward compatibility)."""
         values: dict[str, Any] = {k: data.get(k) for k in _RECORD_FIELDS if k in data}
-        values["tool_calls"] = tuple(data.get("tool_calls", ()))
-        values["attempts"] = tuple(Attempt(**a) for a in data.get("attempts", ()))
+        values["tool_calls"] = tuple(ToolCall.from_dict(t) for t in data.get("tool_calls", ()))
+        values["attempts"] = tuple(Attempt(**{k: v for k, v in a.items() if k in _ATTEMPT_FIELDS})
+                                   for a in data.get("attempts", ()))
         return cls(**values)
 
 
 _RECORD_FIELDS = [f for f in CallRecord.__dataclass_fields__ if f not in ("tool_calls", "attempts")]
+_ATTEMPT_FIELDS = frozenset(Attempt.__dataclass_fields__)
 
 
 class Provider(Protocol):
@@ -316,7 +324,7 @@ class RetryPolicy:
 
 async def call(provider: Provider, request: Request, policy: RetryPolicy, rng: random.Random) -> CallRecord:
     """Runs one call with retries; never raises for provider errors (they are recorded)."""
-    started = datetime.now(UTC).isoformat(timespec="milliseconds")
+    started = datetime.now(UTC).isoformat(timespec="microseconds")
     t0 = time.perf_counter()
     attempts: list[Attempt] = []
     prompt_est = sum(estimate_tokens(m.get("content", "")) for m in request.messages)
@@ -329,22 +337,23 @@ async def call(provider: Provider, request: Request, policy: RetryPolicy, rng: r
             duration = time.perf_counter() - a0
             retry = failure.error_class in RETRYABLE and number < policy.max_attempts
             wait = policy.backoff(number, rng, failure.retry_after) if retry else 0.0
-            attempts.append(Attempt(number, wall, duration, failure.error_class, failure.message,
+            message = redact(failure.message) or ""  # some providers echo the key in an error body
+            attempts.append(Attempt(number, wall, duration, failure.error_class, message,
                                     failure.status, failure.retry_after, wait))
             if not retry:
                 return CallRecord(
                     provider=provider.name, model_requested=request.model, started_at=started,
                     total_s=time.perf_counter() - t0, prompt_tokens_est=prompt_est, stop_reason="error",
                     attempts=tuple(attempts), error_class=failure.error_class,
-                    error=f"{failure.error_class}: {failure.message}"
-                    + (f" (after {number} attempts)" if number > 1 else ""),
+                    error=f"{failure.error_class}: {message}" + (f" (after {number} attempts)" if number > 1 else ""),
                 )
             await asyncio.sleep(wait)
             continue
         duration = time.perf_counter() - a0
         attempts.append(Attempt(number, wall, duration))
         return CallRecord(
-            provider=provider.name, model_requested=request.model, started_at=started, output=done.text,
+            provider=provider.name, model_requested=request.model, started_at=started,
+            output=redact(done.text, shapes=False) or "",
             request_id=done.request_id, response_id=done.response_id, model_returned=done.model_returned,
             system_fingerprint=done.system_fingerprint, ttft_s=done.ttft_s, latency_s=duration,
             total_s=time.perf_counter() - t0, prompt_tokens=done.prompt_tokens,

@@ -8,6 +8,7 @@ from importlib import metadata
 from typing import Any
 from urllib.parse import urlsplit
 
+from evalkit.core.trajectory import ToolCall
 from evalkit.errors import PrerequisiteError, install_hint
 from evalkit.providers.base import CallFailure, Completion, Request, sdk_failure
 
@@ -55,7 +56,7 @@ class OpenAIProvider:
         t0 = time.perf_counter()
         ttft: float | None = None
         pieces: list[str] = []
-        tools: list[str] = []
+        tools: dict[int, dict[str, str]] = {}
         info: dict[str, Any] = {}
         try:
             async with asyncio.timeout(timeout):
@@ -78,10 +79,15 @@ class OpenAIProvider:
                                 ttft = time.perf_counter() - t0
                             pieces.append(delta.content)
                         for call in delta.tool_calls or ():
-                            if call.function and call.function.name:
-                                if ttft is None:
-                                    ttft = time.perf_counter() - t0
-                                tools.append(call.function.name)
+                            # Streamed tool calls arrive in pieces keyed by index: id and name first,
+                            # then the arguments' JSON text in fragments.
+                            if ttft is None:
+                                ttft = time.perf_counter() - t0
+                            slot = tools.setdefault(call.index, {"id": "", "name": "", "arguments": ""})
+                            slot["id"] = call.id or slot["id"]
+                            if call.function is not None:
+                                slot["name"] = call.function.name or slot["name"]
+                                slot["arguments"] += call.function.arguments or ""
                         if choice.finish_reason:
                             info["finish"] = choice.finish_reason
         except Exception as exc:
@@ -97,7 +103,9 @@ class OpenAIProvider:
             model_returned=info.get("model"), system_fingerprint=info.get("fingerprint"), ttft_s=ttft,
             prompt_tokens=getattr(usage, "prompt_tokens", None),
             completion_tokens=getattr(usage, "completion_tokens", None),
-            stop_reason_raw=info["finish"], tool_calls=tuple(tools),
+            stop_reason_raw=info["finish"],
+            tool_calls=tuple(ToolCall(id=t["id"] or f"call_{i}", name=t["name"], arguments=t["arguments"] or "{}")
+                             for i, t in sorted(tools.items())),
         )
 
     def response_format(self, spec: Any) -> dict[str, Any]:

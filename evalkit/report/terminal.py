@@ -99,8 +99,13 @@ def render_run(run: Run, console: Console, *, failures: int = 10) -> None:
         for result in failing[:failures]:
             suffix = f" #{result.repeat}" if run.repeats > 1 else ""
             console.print(f"  {result.case_id}{suffix}: {_reason(result)}", markup=False, highlight=False)
+    for problem in run.problems:
+        console.print(f"journal: {problem}", style="yellow", markup=False, highlight=False)
     if run.status != "complete":
-        console.print(f"status: {run.status} ({len(results)} of {run.expected} results)", style="yellow")
+        console.print(f"status: {run.status} ({len(results)} of {run.expected} results)"
+                      + (f": {run.failure}" if run.failure else "")
+                      + (f"; finish with: evalkit run --resume {run.directory}" if run.missing and run.directory
+                         else ""), style="yellow", markup=False, highlight=False)
     if run.directory is not None:
         console.print(f"results: {run.directory}", markup=False, highlight=False)
 
