@@ -351,8 +351,7 @@ def paired_binary_mde(n: int, discordance: float, alpha: float, power: float = 0
 
 def discordance_upper(counts: PairedBinary, level: float = 0.95) -> float:
     """Upper bound of the discordant-pair rate (Clopper-Pearson): never zero, even with none observed."""
-    result = sps.binomtest(counts.discordant, counts.n).proportion_ci(confidence_level=level, method="exact")
-    return float(result.high)
+    return proportion_interval(counts.discordant, counts.n, level, method="exact").high
 
 
 # --- paired scores -----------------------------------------------------------------------------------
