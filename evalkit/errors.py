@@ -10,6 +10,7 @@
     ├── ResultsError             a run directory or results file is missing, foreign or corrupt
     ├── BaselineError            a baseline file is missing, foreign or corrupt, or a run cannot be one
     ├── PublishError             GitHub refused or could not be reached when posting a report
+    ├── JudgeError               a judge has no usable calibration record, or cannot be calibrated as asked
     └── RunInterrupted           Ctrl-C: what finished is saved, and the message says how to resume
 
 Anything else that escapes is a bug in evalkit and keeps its traceback.
@@ -29,6 +30,12 @@ class ExitCode(IntEnum):
     INCONCLUSIVE = 3
     LINT_FAILED = 4
     RUN_FAILED = 5
+    JUDGE_CHANGED = 6
+    """``evalkit judge check``: the judge's identity differs from its calibration (model, fingerprint, endpoint …)."""
+    JUDGE_DRIFTED = 7
+    """``evalkit judge check``: verdicts on the anchors moved beyond the calibration's noise floor."""
+    JUDGE_INCONCLUSIVE = 8
+    """``evalkit judge check``: too little was scored to tell (or the instrument failed)."""
     INTERNAL_ERROR = 70
     INTERRUPTED = 130
     TERMINATED = 143
@@ -73,6 +80,10 @@ class PublishError(EvalkitError):
     """Posting a report (a PR comment) failed; the report itself was already written."""
 
     exit_code = ExitCode.RUN_FAILED
+
+
+class JudgeError(EvalkitError):
+    """A judge has no calibration record, a foreign or corrupt one, or cannot be calibrated as asked."""
 
 
 class RunInterrupted(EvalkitError):

@@ -34,5 +34,6 @@ def cli() -> None:
 
     \b
     Exit codes: 0 ok · 1 regression · 2 usage or config error · 3 inconclusive ·
-    4 lint failed · 5 run failed · 70 internal error · 130 interrupted · 143 terminated.
+    4 lint failed · 5 run failed · 6 judge changed · 7 judge drifted · 8 judge inconclusive ·
+    70 internal error · 130 interrupted · 143 terminated.
     """

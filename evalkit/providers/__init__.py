@@ -107,9 +107,16 @@ def _anthropic(spec: ProviderSpec, where: str) -> contextlib.AbstractAsyncContex
 @register_provider("local")
 @contextlib.asynccontextmanager
 async def _local(spec: ProviderSpec, where: str) -> AsyncIterator[Provider]:
+    """The embedded model, started for the run; or, with ``base_url``, a llama.cpp server already running."""
     from evalkit.providers.local import find_model, serve
     from evalkit.providers.openai import OpenAIProvider
 
+    if spec.base_url:
+        # A llama-cpp-python server the user runs: spoken to in its own structured-output dialect.
+        async with _closing(OpenAIProvider(api_key="local", base_url=spec.base_url, name="local",
+                                           timeout=spec.timeout, schema_dialect="llama.cpp")) as provider:
+            yield provider
+        return
     find_model()  # fail fast with the install hint, before anything starts
     server_cm = serve()
     server = await asyncio.to_thread(server_cm.__enter__)
