@@ -269,7 +269,7 @@ def test_the_gate_adds_a_coverage_block_and_blocks_only_where_configured(tmp_pat
     assert markdown.startswith("<!-- evalkit-report -->") and "### Traffic coverage: `demo`" in markdown
     assert "### Traffic coverage" in summary.read_text()
     report = json.loads(Path("r.json").read_text())
-    assert report["format"] == "evalkit.comparison/1" and report["coverage"]["format"] == "evalkit.coverage/1"
+    assert report["format"] == "evalkit.comparison/2" and report["coverage"]["format"] == "evalkit.coverage/1"
 
     # Blocking on 'missing': the gate passes on the run and fails on coverage (exit 9).
     (tmp_path / "s.yaml").write_text((tmp_path / "s.yaml").read_text().replace(

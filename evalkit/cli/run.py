@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from evalkit.cli.app import cli, console
-from evalkit.cli.gate import gate_options, run_gate
+from evalkit.cli.gate import gate_options, preflight_run, run_gate
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -77,6 +77,7 @@ def run(suite: Path | None, resume: Path | None, out: Path, run_id: str | None, 
 
     if (suite is None) == (resume is None):
         raise click.UsageError("expected a SUITE file or --resume RUN_DIR (one of them)")
+    preflight_run(suite, resume, baseline_path, **gate)
     progress = None if quiet else BarProgress(console(stderr=True))
     try:
         if resume is not None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from evalkit.compare import Comparison, verdict_line
+from evalkit.compare import Comparison
+from evalkit.report.cells import policy_lines, verdict_line
 
 
 def _escape(text: str) -> str:
@@ -24,11 +25,15 @@ def annotation(level: str, message: str, *, title: str, file: str | None = None,
 
 
 def render_annotations(comparison: Comparison, *, file: str | None = None) -> str:
-    """``::error``/``::warning``/``::notice`` lines for the verdict and each metric that is not a pass."""
+    """``::error``/``::warning``/``::notice`` lines for the verdict, the policy, and each metric not shown to pass.
+
+    A metric that is not comparable is annotated only when it was asked to block (it was not judged).
+    """
     level = {"regression": "error", "inconclusive": "warning"}.get(comparison.verdict, "notice")
     lines = [annotation(level, verdict_line(comparison), title=f"evalkit {comparison.suite}", file=file)]
+    lines += [annotation("warning", text, title="evalkit gate policy", file=file) for text in policy_lines(comparison)]
     for metric in (*comparison.metrics, *comparison.slices):
-        if metric.verdict in ("regression", "inconclusive", "not_comparable"):
+        if metric.verdict in ("regression", "inconclusive") or (metric.verdict == "not_comparable" and metric.blocking):
             kind = "error" if metric.verdict == "regression" and metric.blocking else "warning"
             detail = f"{metric.name}: {metric.verdict}" + (f" ({'; '.join(metric.notes)})" if metric.notes else "")
             lines.append(annotation(kind, detail, title=metric.name, file=file))

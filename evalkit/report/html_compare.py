@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from evalkit.compare import Metric, verdict_line
-from evalkit.report.cells import format_value, metric_cells
+from evalkit.compare import Metric
+from evalkit.report.cells import format_value, metric_cells, verdict_line
 from evalkit.report.html import ICONS, ReportData, Section, fragment
 from evalkit.report.html_charts import Chart
 

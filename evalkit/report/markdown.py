@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from evalkit.compare import Comparison, Metric, verdict_line
-from evalkit.report.cells import metric_cells
+from evalkit.compare import Comparison, Metric
+from evalkit.report.cells import metric_cells, policy_lines, too_small, verdict_line
 
 MARKER = "<!-- evalkit-report -->"
 """Identifies evalkit's sticky PR comment, so a later run edits it instead of adding another."""
 ICONS = {"regression": "🔴", "inconclusive": "🟡", "pass": "🟢", "improvement": "🟢", "not_comparable": "⚪"}
+HEADER = ("| verdict | metric | n | baseline | current | Δ | CI | margin | p | decided by | blocks |\n"
+          "|---|---|---:|---:|---:|---:|---|---:|---:|---|---|")
 
 
 def _row(m: Metric) -> str:
     name, verdict, *rest = metric_cells(m)
-    return f"| {ICONS.get(verdict, '')} {verdict} | `{name}` | " + " | ".join(rest) + " |"
+    return f"| {ICONS.get(verdict, '')} {verdict} | `{name}` | " + " | ".join(_escape(c) for c in rest) + " |"
 
 
 def _escape(text: str, limit: int = 300) -> str:
@@ -24,22 +26,21 @@ def render_markdown(comparison: Comparison, *, flips: int = 20) -> str:
     """The whole report as Markdown (starts with the sticky-comment marker)."""
     c = comparison
     lines = [MARKER, f"## evalkit: `{c.suite}` — {ICONS.get(c.verdict, '')} **{c.verdict}**", "",
-             verdict_line(c), ""]
+             _escape(verdict_line(c), limit=10_000), ""]
+    for text in policy_lines(c):
+        lines += [f"> ⚠️ **Gate policy:** {_escape(text, limit=10_000)}", ""]
     primary = c.metrics[0] if c.metrics else None
     if primary and primary.verdict == "inconclusive" and primary.mde is not None:
-        lines += [f"> The suite is too small to tell: at 80% power it detects a change of "
-                  f"{primary.mde * 100:.1f} pts beyond the margin; showing non-inferiority at this margin would "
-                  f"take about {primary.cases_needed} cases.", ""]
-    header = ("| verdict | metric | n | baseline | current | Δ | CI | margin | p | blocks |\n"
-              "|---|---|---:|---:|---:|---:|---|---:|---:|---|")
-    lines += ["### Metrics", "", header, *(_row(m) for m in c.metrics), ""]
-    notes = [f"- `{m.name}`: {note}" for m in c.metrics for note in m.notes]
+        lines += [f"> {too_small(primary)[0].upper()}{too_small(primary)[1:]}.", ""]
+    lines += ["### Metrics", "", HEADER, *(_row(m) for m in c.metrics), ""]
+    notes = [f"- `{m.name}`: {_escape(note, limit=1000)}" for m in (*c.metrics, *c.slices) for note in m.notes]
     if c.slices:
         lines += ["<details><summary>Per-tag slices (Benjamini-Hochberg; "
-                  f"{'block' if c.config.slices_block else 'reported, do not block'})</summary>", "", header,
+                  f"{'block' if c.config.slices_block else 'reported, do not block'})</summary>", "", HEADER,
                   *(_row(m) for m in c.slices), "", "</details>", ""]
     if c.comparability or notes:
-        lines += ["### Comparability and notes", "", *(f"- {n}" for n in c.comparability), *notes, ""]
+        lines += ["### Comparability and notes", "", *(f"- {_escape(n, limit=1000)}" for n in c.comparability),
+                  *notes, ""]
     lost = [f for f in c.flips if f.direction == "pass→fail"]
     gained = [f for f in c.flips if f.direction == "fail→pass"]
     if c.flips:
@@ -64,6 +65,7 @@ def render_markdown(comparison: Comparison, *, flips: int = 20) -> str:
         lines += [f"<details><summary>Flaky cases ({len(c.flaky)})</summary>", "",
                   "| case | baseline | current |", "|---|---:|---:|",
                   *(f"| `{case}` | {a} | {b} |" for case, a, b in c.flaky[:100]), "", "</details>", ""]
-    lines.append(f"<sub>alpha {c.config.alpha:g} one-sided · Holm across blocking metrics · "
-                 f"baseline `{c.baseline_run}` · run `{c.current_run}`</sub>")
+    lines.append(f"<sub>policy: {c.policy.source}'s gate · alpha {c.config.alpha:g} one-sided · Holm across "
+                 f"blocking metrics · baseline `{c.baseline_run}` ({c.baseline_runs} run"
+                 f"{'s' if c.baseline_runs != 1 else ''}) · run `{c.current_run}`</sub>")
     return "\n".join(lines) + "\n"

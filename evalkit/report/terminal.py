@@ -5,13 +5,22 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import TYPE_CHECKING
 
-from evalkit.compare import Comparison, Metric, verdict_line
+from evalkit.compare import Comparison, Metric
 from evalkit.conditions import percentile
-from evalkit.report.cells import format_value
+from evalkit.report.cells import (
+    format_interval,
+    format_margin,
+    format_n,
+    format_p,
+    format_value,
+    policy_lines,
+    too_small,
+    verdict_line,
+)
 from evalkit.results import CaseResult, Run, per_case
 
 if TYPE_CHECKING:
-    from rich.console import Console
+    from rich.console import Console, RenderableType
 
 
 def _ms(seconds: float | None) -> str:
@@ -101,53 +110,77 @@ def render_run(run: Run, console: Console, *, failures: int = 10) -> None:
         console.print(f"results: {run.directory}", markup=False, highlight=False)
 
 
+def print_whole(renderable: RenderableType, console: Console) -> None:
+    """Prints a table at the width it needs, even past the console's: a value is never cut to "7.5e-…".
+
+    In a narrow terminal the long lines wrap on screen; in a CI log (no terminal) the console is wide anyway.
+    """
+    from rich.measure import Measurement
+    from rich.segment import Segment, Segments
+
+    needed = Measurement.get(console, console.options.update(width=10_000), renderable).maximum
+    options = console.options.update(width=max(console.width, needed))
+    out: list[Segment] = []
+    for line in console.render_lines(renderable, options, pad=False):
+        while line and not line[-1].text.strip():
+            line.pop()  # no trailing padding in a log
+        if line:
+            last = line[-1]
+            line[-1] = Segment(last.text.rstrip(), last.style, last.control)
+        out += [*line, Segment.line()]
+    console.print(Segments(out), crop=False, end="")
+
+
 def render_comparison(comparison: Comparison, console: Console, *, flips: int = 10) -> None:
-    """Prints the verdict, the metric table, comparability notes and the flipped cases."""
+    """Prints the verdict, the metric table, policy and comparability notes, and the flipped cases."""
+    from rich import box
     from rich.table import Table
 
     style = {"regression": "bold red", "inconclusive": "bold yellow", "pass": "bold green",
              "improvement": "bold green", "not_comparable": "dim"}
-    console.print(verdict_line(comparison), style=style.get(comparison.verdict), markup=False)
-    from rich import box
+    console.print(verdict_line(comparison), style=style.get(comparison.verdict), markup=False, soft_wrap=True)
 
     def table_of(title: str, metrics: tuple[Metric, ...], first: str) -> Table:
         table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
         for column, justify in ((first, "left"), ("verdict", "left"), ("n", "right"), ("base", "right"),
-                                ("now", "right"), ("Δ", "right"), ("CI", "right"), ("p", "right")):
+                                ("now", "right"), ("Δ", "right"), ("CI", "right"), ("margin", "right"),
+                                ("p", "right"), ("decided by", "left")):
             table.add_column(column, justify=justify, no_wrap=True)  # type: ignore[arg-type]
         for m in metrics:
             def v(value: float | None, signed: bool = False, m: Metric = m) -> str:
                 return format_value(m, value, signed, compact=True)
 
-            ci = "–" if m.ci_low is None or m.ci_high is None else f"{v(m.ci_low, True)}…{v(m.ci_high, True)}"
-            p = "–" if m.p_value is None else f"{m.p_value:.2g}"
             label = m.name.removeprefix("pass_rate[").removesuffix("]") if first == "tag" else m.name
-            table.add_row(label + (" *" if m.blocking else ""), m.verdict.replace("_", " "), str(m.n), v(m.baseline),
-                          v(m.current), v(m.difference, True), ci, p,
+            table.add_row(label + (" *" if m.blocking else ""), m.verdict.replace("_", " "), format_n(m),
+                          v(m.baseline), v(m.current), v(m.difference, True), format_interval(m, compact=True),
+                          format_margin(m), format_p(m.p_value), m.test or "–",
                           style=style.get(m.verdict) if m.blocking else None)
         return table
 
     level = round((1 - 2 * comparison.config.alpha) * 100)
-    console.print(table_of(f"{comparison.suite}: {comparison.baseline_run} → {comparison.current_run} · pass rates "
-                           f"in %, Δ in points · {level}% CI · * can block", comparison.metrics, "metric"))
+    print_whole(table_of(f"{comparison.suite}: {comparison.baseline_run} → {comparison.current_run} · pass rates "
+                         f"in %, Δ in points · latency in ms, Δ in % · {level}% CI · * can block",
+                         comparison.metrics, "metric"), console)
     if comparison.slices:
-        console.print(table_of("pass rate per tag (Benjamini-Hochberg)", comparison.slices, "tag"))
+        print_whole(table_of("pass rate per tag (Benjamini-Hochberg)", comparison.slices, "tag"), console)
+    for line in policy_lines(comparison):
+        console.print(f"gate: {line}", markup=False, soft_wrap=True, style="yellow")
     primary = comparison.metrics[0] if comparison.metrics else None
     if primary is not None and primary.verdict == "inconclusive" and primary.mde is not None:
-        console.print(f"too small to tell: detects {primary.mde * 100:.1f} pts beyond the margin at 80% power; "
-                      f"about {primary.cases_needed} cases would show non-inferiority at this margin")
+        console.print(too_small(primary), markup=False, soft_wrap=True)
     for note in comparison.comparability:
-        console.print(f"note: {note}", markup=False)
-    for metric in comparison.metrics:
+        console.print(f"note: {note}", markup=False, soft_wrap=True)
+    for metric in (*comparison.metrics, *comparison.slices):
         for note in metric.notes:
-            console.print(f"note: {metric.name}: {note}", markup=False)
+            console.print(f"note: {metric.name}: {note}", markup=False, soft_wrap=True)
     if comparison.unpaired_baseline or comparison.unpaired_current:
         console.print(f"unpaired: {len(comparison.unpaired_baseline)} only in the baseline "
                       f"({', '.join(comparison.unpaired_baseline[:10])}), {len(comparison.unpaired_current)} only in "
-                      f"this run ({', '.join(comparison.unpaired_current[:10])})", markup=False)
+                      f"this run ({', '.join(comparison.unpaired_current[:10])})", markup=False, soft_wrap=True)
     for flip in comparison.flips[:flips]:
-        console.print(f"{flip.direction} {flip.case_id} ({flip.before_passed} → {flip.after_passed})", markup=False)
-        console.print(f"  before: {flip.before[:160]!r}", markup=False, highlight=False)
-        console.print(f"  after:  {flip.after[:160]!r}", markup=False, highlight=False)
+        console.print(f"{flip.direction} {flip.case_id} ({flip.before_passed} → {flip.after_passed})", markup=False,
+                      soft_wrap=True)
+        console.print(f"  before: {flip.before[:160]!r}", markup=False, highlight=False, soft_wrap=True)
+        console.print(f"  after:  {flip.after[:160]!r}", markup=False, highlight=False, soft_wrap=True)
     if len(comparison.flips) > flips:
         console.print(f"... and {len(comparison.flips) - flips} more flipped cases")
