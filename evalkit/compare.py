@@ -461,6 +461,9 @@ def compare(current: Run | Baseline, baseline: Baseline, config: GateConfig | No
             f"score:{score}", a, b, margin=config.margin(f"score:{score}"), alpha=config.alpha,
             blocking=f"score:{score}" in config.block_on, seed=config.seed, resamples=config.resamples,
         ))
+    pass_k = pass_k_metric(before, now, ib, ic, current.repeats, baseline.repeats, config)
+    if pass_k is not None:
+        metrics.append(pass_k)
     for field_name, metric_name in (("latency_s", "latency_p95"), ("ttft_s", "ttft_p95")):
         la = [float(v) for s in baseline.samples if (v := getattr(s, field_name)) is not None]
         lb = [float(v) for s in current.samples if (v := getattr(s, field_name)) is not None]
@@ -496,6 +499,25 @@ def compare(current: Run | Baseline, baseline: Baseline, config: GateConfig | No
         comparability=tuple(notes), flaky=flaky, config=config, baseline_run=baseline.run_id,
         current_run=current.run_id,
     )
+
+
+# --- pass^k (agent reliability: a case counts only when every one of its k repeats passed) -----------
+
+
+def pass_k_metric(before: _Cases, now: _Cases, ib: Any, ic: Any, current_repeats: int, baseline_repeats: int,
+                  config: GateConfig) -> Metric | None:
+    """Paired pass^k: per case, 1 when all its repeats passed; tested like a binary pass rate.
+
+    Added when either side has repeats (with k = 1 it is the pass rate) or when ``pass_k`` may block.
+    """
+    if max(current_repeats, baseline_repeats) <= 1 and "pass_k" not in config.block_on:
+        return None
+    all_before = (before.passed[ib] == before.total[ib]).astype(float)
+    all_now = (now.passed[ic] == now.total[ic]).astype(float)
+    margin = float(config.margins.get("pass_k", config.margin("pass_rate")))
+    metric = pass_rate_metric(all_before, all_now, margin=margin, alpha=config.alpha,
+                              name="pass_k", blocking="pass_k" in config.block_on, binary=True)
+    return replace(metric, notes=(*metric.notes, f"k = {baseline_repeats} (baseline), {current_repeats} (now)"))
 
 
 def _slices(before: Any, current: Any, tags: Sequence[tuple[str, ...]], config: GateConfig,
