@@ -21,6 +21,7 @@ TOOLS_SCHEMA: dict[str, Any] = {
         "order": {"enum": ["strict", "unordered", "subset", "superset"]},
         "min_precision": {"type": "number", "minimum": 0, "maximum": 1},
         "min_recall": {"type": "number", "minimum": 0, "maximum": 1},
+        "max_attempts": {"type": "integer", "minimum": 1},
     },
 }
 
@@ -68,6 +69,15 @@ def _tools(output: str, arg: Any, context: ScoreContext) -> Score:
         for tool, most in limit.items():
             if actual.count(tool) > most:
                 problems.append(f"{tool} called {actual.count(tool)} times, at most {most} allowed")
+    most_attempts = arg.get("max_attempts")
+    if most_attempts is not None:
+        from evalkit.tools.metrics import intents
+
+        for attempts in intents(context.trajectory.tool_events).values():
+            if len(attempts) > most_attempts:
+                problems.append(f"retry amplification: {attempts[0].tool} attempted {len(attempts)} times for one "
+                                f"call, at most {most_attempts} allowed")
+                break
     order = arg.get("order")
     if order is not None and not _order_ok(order, actual, expected):
         problems.append(f"order {order}: expected {expected}, got {actual}")
