@@ -105,9 +105,35 @@ class ToolEnv:
                          call=tools.call)
 
 
+def _user_error(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
+    """The evalkit error inside an exception group (the MCP SDK's task groups wrap what passes through them)."""
+    from evalkit.errors import EvalkitError
+
+    for exc in group.exceptions:
+        if isinstance(exc, EvalkitError):
+            return exc
+        if isinstance(exc, BaseExceptionGroup):
+            found = _user_error(exc)
+            if found is not None:
+                return found
+    return None
+
+
 @contextlib.asynccontextmanager
 async def open_env(toolkit: Toolkit, where: str, *, proxy: bool = False) -> AsyncIterator[ToolEnv]:
     """Starts everything the toolkit declares; stops all of it when the block ends, however it ends."""
+    try:
+        async with _open_env(toolkit, where, proxy=proxy) as env:
+            yield env
+    except BaseExceptionGroup as group:
+        found = _user_error(group)
+        if found is None:
+            raise
+        raise found from None
+
+
+@contextlib.asynccontextmanager
+async def _open_env(toolkit: Toolkit, where: str, *, proxy: bool = False) -> AsyncIterator[ToolEnv]:
     try:
         import httpx  # noqa: F401
     except ImportError:

@@ -236,7 +236,7 @@ def main() -> None:
     Handler.store = Store(args.db)
     Handler.crash_after = args.crash_after
     if args.spawn_helper:  # a child in the service's process group, to show that stopping the group stops it
-        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)", "orders-helper", args.db])
     server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     server.daemon_threads = True
     kind = "postgres" if Handler.store.postgres else "sqlite"
