@@ -80,3 +80,22 @@ async def call_many(task: Any) -> str:
             response = await task.call(tool, {"n": number})
             seen.append(f"{tool}{number}:{'ok' if response.ok else response.error_class}")
     return " ".join(seen)
+
+
+async def mail_via_boundary(task: Any) -> str:
+    """Sends one e-mail and one note through evalkit's boundary (works with stdio MCP servers)."""
+    sent = await task.call("send_email", {"to": "maria@example.com", "subject": "Order A1001", "body": "Hello"})
+    noted = await task.call("add_note", {"order_id": "A1001", "text": "customer e-mailed"})
+    return f"I have sent you an e-mail. ({sent.ok}, {noted.ok})"
+
+
+async def mail_via_mcp_client(task: Any) -> str:
+    """Speaks MCP itself (the official client) to the proxied streamable-HTTP URL evalkit hands it."""
+    from mcp import ClientSession
+    from mcp.client.streamable_http import streamable_http_client
+
+    async with streamable_http_client(task.mcp["mail"]) as (read, write, _), ClientSession(read, write) as session:
+        await session.initialize()
+        result = await session.call_tool("send_email", {"to": "sam@example.com", "subject": "Hi", "body": "x"})
+        listed = await session.list_tools()
+    return f"sent={not result.isError} tools={len(listed.tools)}"

@@ -40,7 +40,7 @@ class McpRuntime:
         try:
             from mcp import ClientSession, StdioServerParameters
             from mcp.client.stdio import stdio_client
-            from mcp.client.streamable_http import streamablehttp_client
+            from mcp.client.streamable_http import streamable_http_client
         except ImportError:
             raise PrerequisiteError(install_hint("tools", "the MCP SDK (package mcp)")) from None
         import asyncio
@@ -58,7 +58,7 @@ class McpRuntime:
                 else:
                     url = spec.url or (service_urls[spec.service or ""] + spec.path)
                     self.urls[spec.name] = url
-                    read, write, _ = await stack.enter_async_context(streamablehttp_client(url))
+                    read, write, _ = await stack.enter_async_context(streamable_http_client(url))
                 session = await stack.enter_async_context(ClientSession(read, write))
                 await session.initialize()
                 listed = await session.list_tools()
