@@ -99,3 +99,8 @@ async def mail_via_mcp_client(task: Any) -> str:
         result = await session.call_tool("send_email", {"to": "sam@example.com", "subject": "Hi", "body": "x"})
         listed = await session.list_tools()
     return f"sent={not result.isError} tools={len(listed.tools)}"
+
+
+def broken(**arguments: Any) -> dict[str, Any]:
+    """A python tool that always fails (its error must reach the model in each API's form)."""
+    raise RuntimeError(f"order service unavailable for {arguments}")
