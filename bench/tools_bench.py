@@ -104,7 +104,7 @@ async def http_bench(calls: int, resets: int) -> None:
         r50, r99 = quantiles(reset_times)
         print(f"per-case reset, SQLite ({resets} resets, p50 / p99): {r50 * 1e3:.2f} / {r99 * 1e3:.2f} ms "
               f"(= {r50 / d50:.2f} direct service calls)")
-        return None
+        return
 
 
 async def postgres_bench(resets: int, direct_p50: float | None) -> None:
