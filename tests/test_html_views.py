@@ -104,7 +104,8 @@ def test_report_judge_bad_input_is_one_line(tmp_path: Path, capsys: pytest.Captu
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "calibration.json: no calibration record" in err[0]
     assert main(["report", "run-dir", "--judge", "quality"]) == ExitCode.USAGE_ERROR
-    assert "expected one of RUN_DIR, --judge NAME or --history SUITE, got RUN_DIR and --judge" in capsys.readouterr().err
+    err_text = capsys.readouterr().err
+    assert "expected one of RUN_DIR, --judge NAME or --history SUITE, got RUN_DIR and --judge" in err_text
 
 
 # --- coverage -----------------------------------------------------------------------------------------------
@@ -227,3 +228,45 @@ def test_render_history_html_is_the_library_call(tmp_path: Path) -> None:
     seed_store(tmp_path / "h.db")
     page = render_history_html("svc", tmp_path / "h.db")
     assert page.startswith("<!DOCTYPE html>") and "Load ladder" in page
+
+
+# --- the PR workflow ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["template", ".github/workflows/prompt-pr.yml"])
+def test_the_pr_workflow_uploads_the_html_and_links_it_from_the_comment(name: str, tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    import yaml
+
+    from .test_workflows import WORKFLOWS
+
+    steps = yaml.safe_load(WORKFLOWS[name])["jobs"]["gate"]["steps"]
+    names = [s.get("name") for s in steps]
+    gate = steps[names.index("Run and compare with the base branch's baselines")]
+    upload = steps[names.index("Upload results")]
+    comment = steps[names.index("Post or update the PR comment")]
+    assert '--html "report-${name}.html"' in gate["run"]
+    assert "report-*.html" in upload["with"]["path"] and upload["id"] == "upload"
+    assert names.index("Upload results") < names.index("Post or update the PR comment")  # the link exists first
+    assert comment["env"]["ARTIFACT_URL"] == "${{ steps.upload.outputs.artifact-url }}"
+    assert comment["env"]["RUN_URL"] == ("${{ github.server_url }}/${{ github.repository }}/actions/runs/"
+                                         "${{ github.run_id }}")
+    # The script itself, with a stand-in `evalkit` that shows the comment it would post.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "evalkit").write_text('#!/bin/sh\ncat "$4"\n')
+    (bin_dir / "evalkit").chmod(0o755)
+    (tmp_path / "report.md").write_text("### suite\n")
+    (tmp_path / "report-support.html").write_text("<!DOCTYPE html>")
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}",
+           "RUN_URL": "https://github.example/o/r/actions/runs/7", "ARTIFACT_URL": ""}
+    shown = subprocess.run(["bash", "-e", "-c", comment["run"]], cwd=tmp_path, env=env, capture_output=True,
+                           text=True, check=True).stdout
+    assert "[download evalkit-results](https://github.example/o/r/actions/runs/7)" in shown
+    (tmp_path / "report.md").write_text("### suite\n")
+    env["ARTIFACT_URL"] = "https://github.example/o/r/actions/runs/7/artifacts/99"
+    shown = subprocess.run(["bash", "-e", "-c", comment["run"]], cwd=tmp_path, env=env, capture_output=True,
+                           text=True, check=True).stdout
+    assert "[download evalkit-results](https://github.example/o/r/actions/runs/7/artifacts/99)" in shown
