@@ -29,13 +29,13 @@ CACHE_FORMAT = "evalkit.cache/1"
 
 
 def cache_key(*, provider: str, endpoint: str | None, model: str, params: Mapping[str, Any],
-              messages: Any, repeat: int, index: int = 0, response_format: Any = None) -> str:
+              messages: Any, repeat: int, index: int = 0, response_format: Any = None, tools: Any = None) -> str:
     """The content address of one call: the ``index``-th model call of a case in repeat ``repeat``."""
-    payload = json.dumps(
-        {"format": CACHE_FORMAT, "provider": provider, "endpoint": endpoint, "model": model, "params": params,
-         "messages": messages, "repeat": repeat, "index": index, "response_format": response_format},
-        sort_keys=True, ensure_ascii=False, default=str,
-    )
+    body = {"format": CACHE_FORMAT, "provider": provider, "endpoint": endpoint, "model": model, "params": params,
+            "messages": messages, "repeat": repeat, "index": index, "response_format": response_format}
+    if tools is not None:  # only when the call offers tools, so every earlier key stays valid
+        body["tools"] = tools
+    payload = json.dumps(body, sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()
 
 

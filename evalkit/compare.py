@@ -648,6 +648,9 @@ def compare(current: Run | Baseline, baseline: Baseline, config: GateConfig | No
             f"score:{score}", a, b, margin=config.margin(f"score:{score}"), alpha=config.alpha,
             blocking=f"score:{score}" in config.block_on, seed=config.seed, resamples=config.resamples,
         ))
+    pass_k = pass_k_metric(before, now, ib, ic, current.repeats, baseline.repeats, config)
+    if pass_k is not None:
+        metrics.append(pass_k)
     metrics += _run_level_metrics(current_runs, baseline_runs, config, why_not)
     metrics = _holm(metrics, config.alpha)
 
@@ -668,6 +671,25 @@ def compare(current: Run | Baseline, baseline: Baseline, config: GateConfig | No
         comparability=tuple(notes), flaky=flaky, policy=policy, baseline_run=baseline.run_id,
         current_run=current.run_id, decided_by=decided_by, baseline_runs=len(baseline_runs),
     )
+
+
+# --- pass^k (agent reliability: a case counts only when every one of its k repeats passed) -----------
+
+
+def pass_k_metric(before: _Cases, now: _Cases, ib: Any, ic: Any, current_repeats: int, baseline_repeats: int,
+                  config: GateConfig) -> Metric | None:
+    """Paired pass^k: per case, 1 when all its repeats passed; tested like a binary pass rate.
+
+    Added when either side has repeats (with k = 1 it is the pass rate) or when ``pass_k`` may block.
+    """
+    if max(current_repeats, baseline_repeats) <= 1 and "pass_k" not in config.block_on:
+        return None
+    all_before = (before.passed[ib] == before.total[ib]).astype(float)
+    all_now = (now.passed[ic] == now.total[ic]).astype(float)
+    margin = float(config.margins.get("pass_k", config.margin("pass_rate")))
+    metric = pass_rate_metric(all_before, all_now, margin=margin, alpha=config.alpha,
+                              name="pass_k", blocking="pass_k" in config.block_on, binary=True)
+    return replace(metric, notes=(*metric.notes, f"k = {baseline_repeats} (baseline), {current_repeats} (now)"))
 
 
 def _slices(before: Any, current: Any, tags: Sequence[tuple[str, ...]], config: GateConfig,

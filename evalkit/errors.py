@@ -7,6 +7,7 @@
     │   └── TemplateError        a template does not parse or a variable is missing
     ├── PrerequisiteError        an optional extra, a model file or an API key is missing
     ├── ProviderError            a provider could not be started or reached at all
+    ├── ServiceError             a service, MCP server or state store of a live-tools suite could not be set up
     ├── ResultsError             a run directory or results file is missing, foreign or corrupt
     ├── BaselineError            a baseline file is missing, foreign or corrupt, or a run cannot be one
     ├── TrafficError             a traffic log or profile is missing, unreadable, foreign or holds no requests
@@ -68,6 +69,15 @@ class PrerequisiteError(EvalkitError):
 
 class ProviderError(EvalkitError):
     """A provider could not be started or reached at all (per-call errors are data, not exceptions)."""
+
+    exit_code = ExitCode.RUN_FAILED
+
+
+class ServiceError(EvalkitError):
+    """A service, MCP server or state store of a live-tools suite could not be started or set up.
+
+    The message names the suite field, what was expected and what happened (with the process's stderr tail).
+    """
 
     exit_code = ExitCode.RUN_FAILED
 

@@ -235,13 +235,18 @@ async def _execute(suite: Suite, run: Run, work: Sequence[tuple[Planned, int]], 
             case = planned.case
             cacheable = target.cacheable(case)
             outcome = await target.run(planned, repeat, caller if cacheable else caller.without_cache())
-            failed_call = any(not c.ok for c in outcome.trajectory.calls)
-            context = ScoreContext(case=case, output=outcome.output, trajectory=outcome.trajectory, repeat=repeat)
-            scores = () if failed_call else tuple([await score(check, context) for check in case.expect])
+            failed_call = outcome.error is not None or any(not c.ok for c in outcome.trajectory.calls)
+            context = ScoreContext(case=case, output=outcome.output, trajectory=outcome.trajectory, repeat=repeat,
+                                   state=outcome.state)
+            try:
+                scores = () if failed_call else tuple([await score(check, context) for check in case.expect])
+            finally:
+                if outcome.release is not None:  # the state checks have read the store: the next case may reset it
+                    outcome.release()
             result = CaseResult(
                 case_id=case.id, repeat=repeat, passed=not failed_call and all(s.passed for s in scores),
                 output=outcome.output, scores=scores, trajectory=outcome.trajectory, tags=case.tags,
-                prompt_sha256=planned.prompt_sha256, route=case.route, session=session,
+                prompt_sha256=planned.prompt_sha256, route=case.route, session=session, case_error=outcome.error,
             )
             journal.append(result)
             finished.append(result)

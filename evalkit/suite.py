@@ -16,6 +16,7 @@ from evalkit import schema, scorers
 from evalkit.errors import ConfigError, TemplateError
 from evalkit.providers.base import ProviderSpec
 from evalkit.template import Template, parse_template
+from evalkit.tools.spec import NO_FAULTS, Toolkit, parse_toolkit
 
 DEFAULT_CONCURRENCY = 4
 
@@ -48,6 +49,12 @@ class Case:
     """A human note about what the case is for."""
     source: str = ""
     """``file:line`` where the case was defined, for messages."""
+    user: Template | None = None
+    """Agent suites: the first user message (rendered with the vars); else the target's ``user`` template."""
+    faults: str | None = None
+    """Agent suites: the fault profile the case runs under (``none`` when unset)."""
+    user_sim: bool = True
+    """Agent suites: False turns the suite's simulated user off for this case."""
 
 
 @dataclass(frozen=True)
@@ -75,11 +82,13 @@ class Target:
     user: Template | None = None
     callable: str | None = None
     """``package.module:function`` taking the case vars and returning the output text."""
+    agent: bool = False
+    """True when the suite declares tools: the agent target runs it (a tool loop, or the callable with tools)."""
 
     @property
     def kind(self) -> str:
         """Which registered target runs it (see :data:`evalkit.targets.TARGETS`)."""
-        return "callable" if self.callable else "prompt"
+        return "agent" if self.agent else "callable" if self.callable else "prompt"
 
     @property
     def provider_spec(self) -> ProviderSpec:
@@ -113,6 +122,8 @@ class Suite:
     """Every file the suite reads (itself, prompt templates, cases file), as display paths."""
     gate: Mapping[str, Any] = field(default_factory=dict, hash=False)
     """The ``gate:`` section: alpha, margins, what blocks (see :class:`evalkit.compare.GateConfig`)."""
+    toolkit: Toolkit | None = None
+    """Tools, services, state and fault profiles, when the suite runs an agent against live tools."""
     coverage: Mapping[str, Any] = field(default_factory=dict, hash=False)
     """The ``coverage:`` section: traffic profile, precision, what warns or blocks (see ``evalkit coverage``)."""
 
@@ -319,7 +330,14 @@ def load_suite(path: str | os.PathLike[str]) -> Suite:
     def at(*field_path: str | int) -> str:
         return schema.where(display, locate(field_path))
 
+    def field_at(*field_path: str | int) -> str:
+        return f"{at(*field_path)}: {schema.format_path(field_path)}"
+
+    toolkit = parse_toolkit(raw, base, field_at)
     raw_target = raw["target"]
+    if toolkit is None and "callable" not in raw_target and "user" not in raw_target:
+        raise ConfigError(f"{at('target')}: target: expected either 'callable' alone, or 'provider' with a "
+                          "'user' template")
     target = Target(
         provider=raw_target.get("provider"),
         model=raw_target.get("model"),
@@ -333,12 +351,14 @@ def load_suite(path: str | os.PathLike[str]) -> Suite:
         user=_template(raw_target["user"], base, "target.user", at("target", "user"), display)
         if "user" in raw_target else None,
         callable=raw_target.get("callable"),
+        agent=toolkit is not None,
     )
 
     defaults = raw.get("defaults", {})
     default_vars = dict(defaults.get("vars", {}))
     default_tags = list(defaults.get("tags", []))
     default_route = defaults.get("route")
+    default_faults = defaults.get("faults")
     default_checks = _parse_checks(defaults.get("expect", []), display, locate, ("defaults", "expect"))
 
     raw_cases = raw["cases"]
@@ -376,6 +396,7 @@ def load_suite(path: str | os.PathLike[str]) -> Suite:
             )
         checks = default_checks + _parse_checks(item.get("expect", []), cases_source, cases_locate,
                                                 (*field_path, "expect"))
+        user, faults = _agent_fields(item, toolkit, target, default_faults, case_at, label, cases_source, merged)
         cases.append(Case(
             id=case_id,
             vars=merged,
@@ -384,6 +405,9 @@ def load_suite(path: str | os.PathLike[str]) -> Suite:
             expect=checks,
             description=item.get("description", ""),
             source=case_at,
+            user=user,
+            faults=faults,
+            user_sim=item.get("user_sim") is not False,
         ))
 
     rate = raw.get("rate_limit", {})
@@ -402,8 +426,33 @@ def load_suite(path: str | os.PathLike[str]) -> Suite:
         files=tuple(dict.fromkeys([display, *(t.origin for t in target.templates if ":" not in t.origin),
                                    *([cases_source] if cases_source != display else [])])),
         gate=dict(raw.get("gate", {})),
+        toolkit=toolkit,
         coverage=dict(raw.get("coverage", {})),
     )
+
+
+def _agent_fields(item: Mapping[str, Any], toolkit: Toolkit | None, target: Target, default_faults: str | None,
+                  case_at: str, label: str, source: str,
+                  merged: Mapping[str, Any]) -> tuple[Template | None, str | None]:
+    """A case's first user message and fault profile, checked against the suite's toolkit."""
+    for key in ("user", "faults", "user_sim"):
+        if key in item and toolkit is None:
+            raise ConfigError(f"{case_at}: {label}.{key}: expected a suite with a 'tools' section, got none")
+    if toolkit is None:
+        return None, None
+    user = parse_template(item["user"], f"{source}:{label}.user") if "user" in item else None
+    if user is not None and not user.variables <= set(merged):
+        name = sorted(user.variables - set(merged))[0]
+        raise TemplateError(f"{case_at}: {label}.user: template variable {name!r} is not supplied (expected it in "
+                            f"vars or defaults.vars, got: {', '.join(sorted(merged)) or 'none'})")
+    if user is None and target.user is None and target.callable is None:
+        raise ConfigError(f"{case_at}: {label}.user: expected the first user message (or a target.user template), "
+                          "got none")
+    faults = item.get("faults", default_faults)
+    if faults is not None and faults not in toolkit.faults:
+        raise ConfigError(f"{case_at}: {label}.faults: expected one of the fault profiles "
+                          f"({', '.join(sorted(toolkit.faults))}), got {faults!r}")
+    return user, faults if faults != NO_FAULTS else None
 
 
 def affected_suites(suite_paths: Sequence[str | os.PathLike[str]], changed: Sequence[str]) -> list[Suite]:

@@ -79,7 +79,8 @@ def test_wrong_type_names_file_line_field_expected_and_got(write) -> None:
 def test_unknown_key(write) -> None:
     path = write("bad.yaml", GOOD.replace("    tags: [math]", "    tagz: [math]"))
     assert _error(path) == (
-        "bad.yaml:14: cases[0].tagz: unknown key 'tagz'; expected one of: description, expect, id, route, tags, vars"
+        "bad.yaml:14: cases[0].tagz: unknown key 'tagz'; expected one of: description, expect, faults, id, route, "
+        "tags, user, user_sim, vars"
     )
 
 

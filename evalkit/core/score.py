@@ -23,13 +23,19 @@ class Score:
     """A graded value in [0, 1] where one is meaningful, else None."""
     reason: str
     """Why it passed or failed, in a few words a person can act on."""
+    details: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    """Counts a check wants aggregated over a run (e.g. ``{"unsupported": 1}``); JSON-able, often empty."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "passed": self.passed, "score": self.score, "reason": self.reason}
+        data = {"name": self.name, "passed": self.passed, "score": self.score, "reason": self.reason}
+        if self.details:
+            data["details"] = dict(self.details)
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Score:
-        return cls(data["name"], data["passed"], data.get("score"), data.get("reason", ""))
+        return cls(data["name"], data["passed"], data.get("score"), data.get("reason", ""),
+                   dict(data.get("details") or {}))
 
 
 @dataclass(frozen=True)

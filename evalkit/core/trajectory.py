@@ -96,15 +96,20 @@ class ToolEvent:
     """What the agent saw (truncated for storage)."""
     side_effect: bool | None = None
     """Whether the runtime really performed a write (known for injected faults; None when unknown)."""
+    idempotency_key: str | None = None
+    """The argument the tool declares as its idempotency key (attempts sharing its value are one write)."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "kind": "tool", "intent": self.intent, "tool": self.tool, "arguments": dict(self.arguments),
             "attempt": self.attempt, "started_at": self.started_at, "latency_s": self.latency_s,
             "effect": self.effect, "ok": self.ok, "status": self.status, "error_class": self.error_class,
             "error": self.error, "fault": self.fault.to_dict() if self.fault else None, "result": self.result,
             "side_effect": self.side_effect,
         }
+        if self.idempotency_key is not None:
+            data["idempotency_key"] = self.idempotency_key
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ToolEvent:
@@ -116,6 +121,7 @@ class ToolEvent:
             ok=bool(data.get("ok", True)), status=data.get("status"), error_class=data.get("error_class"),
             error=data.get("error"), fault=Fault.from_dict(fault) if fault else None,
             result=str(data.get("result", "")), side_effect=data.get("side_effect"),
+            idempotency_key=data.get("idempotency_key"),
         )
 
 

@@ -16,6 +16,39 @@ DEFAULT_MAX_TOKENS = 1024
 """The Messages API requires max_tokens; this is used when a suite's params do not set it."""
 
 
+def anthropic_messages(messages: Any) -> list[dict[str, Any]]:
+    """evalkit's neutral messages in the Messages API form: assistant ``tool_use`` blocks, and tool results as
+    ``tool_result`` blocks of one user message (``is_error`` set on a failed call)."""
+    import json
+
+    out: list[dict[str, Any]] = []
+    for message in messages:
+        role = message.get("role")
+        if role == "assistant" and message.get("tool_calls"):
+            text = message.get("content")
+            blocks: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
+            for c in message["tool_calls"]:
+                try:
+                    arguments = json.loads(c["arguments"] or "{}")
+                except json.JSONDecodeError:
+                    arguments = {}
+                blocks.append({"type": "tool_use", "id": c["id"], "name": c["name"],
+                               "input": arguments if isinstance(arguments, dict) else {}})
+            out.append({"role": "assistant", "content": blocks})
+        elif role == "tool":
+            block = {"type": "tool_result", "tool_use_id": message["tool_call_id"],
+                     "content": str(message.get("content") or ""), "is_error": bool(message.get("is_error"))}
+            previous = out[-1] if out else None
+            if previous is not None and previous["role"] == "user" and isinstance(previous["content"], list) \
+                    and all(b.get("type") == "tool_result" for b in previous["content"]):
+                previous["content"].append(block)
+            else:
+                out.append({"role": "user", "content": [block]})
+        else:
+            out.append(dict(message))
+    return out
+
+
 class AnthropicProvider:
     """Messages over the Anthropic SDK."""
 
@@ -48,12 +81,16 @@ class AnthropicProvider:
         import anthropic
 
         system = "\n\n".join(m["content"] for m in request.messages if m["role"] == "system")
-        messages = [dict(m) for m in request.messages if m["role"] != "system"]
+        messages = anthropic_messages([m for m in request.messages if m["role"] != "system"])
         params, extra = self._split({"max_tokens": DEFAULT_MAX_TOKENS, **request.params})
         if system:
             params["system"] = system
         if extra:
             params["extra_body"] = extra
+        if request.tools:
+            params["tools"] = [{"name": t["name"], "description": t.get("description", ""),
+                                "input_schema": dict(t.get("parameters") or {"type": "object", "properties": {}})}
+                               for t in request.tools]
         if request.response_format is not None:
             # Anthropic has no response_format: a forced call of one tool whose input schema is the format.
             name = str(request.response_format.get("name", "answer"))

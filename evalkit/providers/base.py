@@ -180,6 +180,13 @@ class Request:
     OpenAI-compatible endpoints (the embedded llama.cpp server included) get it as ``response_format``
     of type ``json_schema``; Anthropic gets a forced tool call whose input schema it is.
     """
+    tools: tuple[Mapping[str, Any], ...] = field(default=(), hash=False)
+    """Tools the model may call natively: ``{"name", "description", "parameters"}`` (a JSON Schema) each.
+
+    Messages may then hold evalkit's neutral tool turns, which each provider converts to its API's form:
+    ``{"role": "assistant", "content": str, "tool_calls": [{"id", "name", "arguments"}]}`` and
+    ``{"role": "tool", "tool_call_id", "name", "content", "is_error": bool}``.
+    """
 
 
 @dataclass(frozen=True)
@@ -327,7 +334,7 @@ async def call(provider: Provider, request: Request, policy: RetryPolicy, rng: r
     started = datetime.now(UTC).isoformat(timespec="microseconds")
     t0 = time.perf_counter()
     attempts: list[Attempt] = []
-    prompt_est = sum(estimate_tokens(m.get("content", "")) for m in request.messages)
+    prompt_est = sum(estimate_tokens(str(m.get("content") or "")) for m in request.messages)
     for number in range(1, policy.max_attempts + 1):
         wall = time.time()
         a0 = time.perf_counter()

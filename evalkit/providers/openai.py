@@ -26,6 +26,26 @@ def _sdk_version() -> str | None:
         return None
 
 
+def chat_messages(messages: Any) -> list[dict[str, Any]]:
+    """evalkit's neutral messages in the Chat Completions form: assistant ``tool_calls`` as functions, tool
+    results as ``role: tool`` messages (a failed call's result is an error text, as the API expects)."""
+    out: list[dict[str, Any]] = []
+    for message in messages:
+        role = message.get("role")
+        if role == "assistant" and message.get("tool_calls"):
+            out.append({"role": "assistant", "content": message.get("content") or None, "tool_calls": [
+                {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
+                for c in message["tool_calls"]]})
+        elif role == "tool":
+            content = str(message.get("content") or "")
+            if message.get("is_error"):
+                content = f"Error: {content}"
+            out.append({"role": "tool", "tool_call_id": message["tool_call_id"], "content": content})
+        else:
+            out.append(dict(message))
+    return out
+
+
 class OpenAIProvider:
     """Chat completions over the OpenAI SDK, streamed so TTFT is measured."""
 
@@ -53,6 +73,11 @@ class OpenAIProvider:
         extra: dict[str, Any] = {"stream_options": {"include_usage": True}} if self._stream_usage else {}
         if request.response_format is not None:
             extra["response_format"] = self.response_format(request.response_format)
+        if request.tools:
+            extra["tools"] = [{"type": "function", "function": {
+                "name": t["name"], "description": t.get("description", ""),
+                "parameters": dict(t.get("parameters") or {"type": "object", "properties": {}})}}
+                for t in request.tools]
         t0 = time.perf_counter()
         ttft: float | None = None
         pieces: list[str] = []
@@ -62,7 +87,7 @@ class OpenAIProvider:
             async with asyncio.timeout(timeout):
                 # stream=True makes this an AsyncStream; the SDK's overloads cannot see params' keys.
                 stream: Any = await self._client.chat.completions.create(
-                    model=request.model, messages=list(request.messages),  # type: ignore[arg-type]
+                    model=request.model, messages=chat_messages(request.messages),  # type: ignore[arg-type]
                     stream=True, **extra, **dict(request.params),
                 )
                 info["request_id"] = stream.response.headers.get("x-request-id")

@@ -99,6 +99,7 @@ def render_run(run: Run, console: Console, *, failures: int = 10) -> None:
         for result in failing[:failures]:
             suffix = f" #{result.repeat}" if run.repeats > 1 else ""
             console.print(f"  {result.case_id}{suffix}: {_reason(result)}", markup=False, highlight=False)
+    render_agent_metrics(run, console)
     for problem in run.problems:
         console.print(f"journal: {problem}", style="yellow", markup=False, highlight=False)
     if run.status != "complete":
@@ -129,6 +130,37 @@ def print_whole(renderable: RenderableType, console: Console) -> None:
             line[-1] = Segment(last.text.rstrip(), last.style, last.control)
         out += [*line, Segment.line()]
     console.print(Segments(out), crop=False, end="")
+
+
+# --- live tools and agents (evalkit.tools.metrics) ------------------------------------------------------
+
+
+def render_agent_metrics(run: Run, console: Console) -> None:
+    """The live-tools block of a run summary; prints nothing for a run that called no tool."""
+    from evalkit.tools.metrics import agent_metrics
+
+    m = agent_metrics(run.results)
+    if m is None:
+        return
+    state = "–" if m.state_pass_rate is None else f"{m.state_checks_passed}/{m.state_checks} ({m.state_pass_rate:.0%})"
+    pass_k = "–" if m.pass_k is None else f"{m.pass_k:.0%} (k={m.k})"
+    console.print(f"agent: state checks {state} · pass^k {pass_k} · calls per case: {m.model_calls_per_case:.1f} "
+                  f"model, {m.tool_calls_per_case:.1f} tool · redundant calls {m.redundant_calls}",
+                  markup=False, highlight=False)
+    console.print(f"  silent successes {m.silent_successes} · unverified claims {m.unverified_claims} · unclaimed "
+                  f"writes {m.unclaimed_writes} · duplicate writes {m.duplicate_writes} · retry amplification "
+                  f"{m.amplification:.2f} ({m.attempts} attempts / {m.intents} intents)", markup=False,
+                  highlight=False)
+    for tool in m.tools:
+        console.print(f"  tool {tool.tool}: {tool.intents} calls, {tool.attempts} attempts · errors before retries "
+                      f"{tool.error_rate_before:.0%}, after {tool.error_rate_after:.0%} · amplification "
+                      f"{tool.amplification:.2f}", markup=False, highlight=False)
+    if m.recovery:
+        shown = ", ".join(f"{name} {ok}/{total}" for name, (ok, total) in m.recovery.items())
+        console.print(f"  recovered under faults (cases that met a fault and passed): {shown}", markup=False,
+                      highlight=False)
+    endings = ", ".join(f"{k} {v}" for k, v in sorted(m.terminations.items()))
+    console.print(f"  endings: {endings}", markup=False, highlight=False)
 
 
 def render_comparison(comparison: Comparison, console: Console, *, flips: int = 10) -> None:

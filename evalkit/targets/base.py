@@ -39,6 +39,12 @@ class Outcome:
 
     output: str
     trajectory: Trajectory
+    state: Any = None
+    """A handle to the live state the case ran against (the scorers' ``context.state``), if any."""
+    error: str | None = None
+    """Why the case itself failed (a tool runtime, a reset, a service), beside any model-call error."""
+    release: Callable[[], None] | None = None
+    """Called by the runner once the case is scored: frees the state for the next case that shares it."""
 
 
 class Limiter(Protocol):
@@ -66,6 +72,11 @@ class Caller:
         return Caller(self.provider, self.policy, seed=self.seed, limiter=self._limiter, in_flight=self._in_flight,
                       cache=None)
 
+    def for_provider(self, provider: Provider, policy: RetryPolicy | None = None) -> Caller:
+        """A caller to another provider (a simulated user's) sharing this one's limits and accounting."""
+        return Caller(provider, policy or self.policy, seed=self.seed, limiter=self._limiter,
+                      in_flight=self._in_flight, cache=self._cache)
+
     async def __call__(self, request: Request, *, case_id: str, repeat: int, index: int = 0,
                        cacheable: bool = True) -> CallRecord:
         """One call (with its retries): the ``index``-th model call of this case in this repeat."""
@@ -76,7 +87,8 @@ class Caller:
         if self._cache is not None and cacheable:
             key = cache_key(provider=self.provider.name, endpoint=self.provider.endpoint, model=request.model,
                             params=request.params, messages=list(request.messages) or dict(request.vars),
-                            repeat=repeat, index=index, response_format=request.response_format)
+                            repeat=repeat, index=index, response_format=request.response_format,
+                            tools=list(request.tools) or None)
             cached = self._cache.get(key)
             if cached is not None:
                 return cached
