@@ -59,8 +59,11 @@ def series_chart(series: Series) -> Chart:
         axes.axvline(c.index - 0.5, color=INK, linestyle="--", linewidth=1)
         axes.annotate(f"▼{number}", (c.index - 0.5, 1.0), xycoords=("data", "axes fraction"), ha="center",
                       va="bottom", fontsize=8)
-    ticks = xs[:: max(1, len(xs) // 8)]
+    ticks = xs[:: max(1, math.ceil(len(xs) / 6))]
     axes.set_xticks(ticks, [series.points[i].started_at[:10] for i in ticks], fontsize=8)
+    if unit == "%" and ys:  # a rate stays within 0 to 100%, with a little room around a flat line
+        pad = max(2.0, (max(ys) - min(ys)) * 0.1)
+        axes.set_ylim(max(-0.5, min(ys) - pad), min(100.5, max(ys) + pad))
     axes.set_xlabel("run (start date)")
     axes.set_ylabel(f"{name} ({unit})")
     axes.grid(axis="y", color=MUTED, linewidth=0.4, alpha=0.5)
@@ -110,6 +113,7 @@ def heatmap_chart(calls: pd.DataFrame) -> Chart:
     bar = figure.colorbar(image, ax=axes, fraction=0.04, pad=0.02)
     if bar.solids is not None:
         bar.solids.set_rasterized(False)  # a long colour bar is rasterised by default: keep it vector too
+        bar.solids.set_edgecolor("face")  # no seams between its cells
     bar.set_label("median latency (ms)", fontsize=8)
     bar.ax.tick_params(labelsize=7)
     table = [("weekday", *(f"{h:02d}" for h in range(24)))]
