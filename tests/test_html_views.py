@@ -143,6 +143,22 @@ def test_the_coverage_view_from_a_run_and_a_profile(tmp_path: Path, monkeypatch:
     assert "missing" in text and "unreached" in text  # billing and tail have no cases; loyalty no traffic
 
 
+def test_the_gates_html_has_the_coverage_view_the_suite_asks_for(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "coverage_app.py").write_text(APP)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    write_suite(tmp_path / "s.yaml", {"general": (3, 5), "shipping": (18, 2)}, extra="coverage: {traffic: p.json}")
+    save_profile(profile_of(COUNTS), tmp_path / "p.json")
+    assert main(["run", "s.yaml", "--run-id", "base", "-q"]) == ExitCode.OK
+    assert main(["baseline", "save", ".evalkit/runs/base", "--to", "b.json"]) == ExitCode.OK
+    assert main(["run", "s.yaml", "--run-id", "r", "-q"]) == ExitCode.OK
+    main(["compare", ".evalkit/runs/r", "--baseline", "b.json", "--html", "gate.html", "--json", "gate.json"])
+    page = Path("gate.html").read_text()
+    head = json.loads(Path("gate.json").read_text())["coverage"]["head_coverage"]
+    assert 'id="verdict"' in page and 'id="coverage"' in page
+    assert f"head coverage {head * 100:.0f}%" in " ".join(_text(page).split())
+
+
 def test_a_run_without_coverage_has_no_coverage_view(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "coverage_app.py").write_text(APP)
     monkeypatch.syspath_prepend(str(tmp_path))
