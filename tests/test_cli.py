@@ -38,7 +38,7 @@ def test_config_error_is_one_line_without_traceback(write, capsys: pytest.Captur
     assert main(["run", "bad.yaml"]) == ExitCode.USAGE_ERROR
     err = capsys.readouterr().err
     assert err == ("evalkit: error: bad.yaml:3: cases[0].tagz: unknown key 'tagz'; expected one of: "
-                   "description, expect, id, route, tags, vars\n")
+                   "description, expect, faults, id, route, tags, user, user_sim, vars\n")
 
 
 def test_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
