@@ -153,8 +153,11 @@ def run_gate(run_result: Any, baseline_path: Path, margin: float | None, alpha: 
                 json_path: json.dumps(report, indent=2, ensure_ascii=False) + "\n" if json_path else ""}
     if html_path is not None:
         from evalkit.report.html import render_html
+        from evalkit.report.html_coverage import FoundCoverage, coverage_sections
 
-        rendered[html_path] = render_html(run_result, comparison, baseline=baseline)
+        found = FoundCoverage(coverage.coverage, coverage.note) if coverage else None  # the same block, as a view
+        rendered[html_path] = render_html(run_result, comparison, baseline=baseline,
+                                          sections=coverage_sections(found))
     annotations = render_annotations(comparison, file=str(baseline_path)) if github else ""
     render_comparison(comparison, console())
     if coverage:

@@ -112,8 +112,6 @@ def render_html(run: Run, comparison: Comparison | None = None, *, baseline: Bas
     (the one compared with) adds its outputs, checks and latencies beside the run's. ``sections`` are
     appended after the built-in ones. The page stays near ``size_budget`` bytes by shortening case outputs.
     """
-    from importlib import metadata
-
     if comparison is not None and comparison.current_run and comparison.current_run != run.run_id:
         raise ValueError(f"comparison.current_run: expected {run.run_id!r} (the run), got {comparison.current_run!r}")
     if baseline is not None and comparison is not None and baseline.run_id != comparison.baseline_run:
@@ -133,8 +131,27 @@ def render_html(run: Run, comparison: Comparison | None = None, *, baseline: Bas
     done[cases_section] = cases_section(replace(data, size_budget=size_budget - used))
     built = [section for builder in builders if (section := done[builder]) is not None]
     built += list(sections)
+    verdict = comparison.verdict if comparison is not None else None
+    heading = Markup(fragment("heading.html.j2", run=run, comparison=comparison))
+    footer = Markup("suite <code>{}</code>").format(run.suite.path)
+    return render_page(built, title=title or f"evalkit · {run.suite.name}" + (f" · {verdict}" if verdict else ""),
+                       heading=heading, footer=footer)
+
+
+def render_page(sections: Sequence[Section], *, title: str, heading: Markup | str,
+                footer: Markup | str = "") -> str:
+    """A page of sections (any view: a run, a judge, a history) with the report's style, script and policy.
+
+    ``heading`` is the page's ``<h1>`` content and ``footer`` a note before the version line; plain strings
+    are escaped, :class:`~markupsafe.Markup` (e.g. from :func:`fragment`) is kept as it is.
+    """
+    from importlib import metadata
+
+    environment = _environment()
+    script = environment.get_template("report.js.j2").render()
+    style = environment.get_template("report.css.j2").render()
     seen: set[str] = set()
-    for section in built:
+    for section in sections:
         if not _SECTION_ID.fullmatch(section.id) or section.id in seen:
             raise ValueError(f"section id: expected a new [a-z][a-z0-9-]* anchor, got {section.id!r}")
         seen.add(section.id)
@@ -143,9 +160,7 @@ def render_html(run: Run, comparison: Comparison | None = None, *, baseline: Bas
         version = metadata.version("evalkit")
     except metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
         version = "0+unknown"
-    verdict = comparison.verdict if comparison is not None else None
     return environment.get_template("page.html.j2").render(
-        title=title or f"evalkit · {run.suite.name}" + (f" · {verdict}" if verdict else ""), run=run,
-        comparison=comparison, sections=built, style=Markup(style),
+        title=title, heading=heading, footer=footer, sections=list(sections), style=Markup(style),
         script=Markup(script), script_hash=digest, version=version,
     )
