@@ -130,3 +130,31 @@ def test_silent_success_is_backed_by_the_real_store(detector_run: dict[str, Case
     assert "the store does not show it" in claims.reason
     timed_out = [e for e in result.trajectory.tool_events if e.tool == "cancel_order"]
     assert [(e.ok, e.side_effect, e.fault.phase if e.fault else None) for e in timed_out] == [(False, False, "before")]
+
+
+def test_a_claim_with_no_call_and_no_id_is_unsupported_without_asking_the_store() -> None:
+    """A "done" with nothing to bind the confirm query to (no call, no id in the sentence) is unsupported; the
+    store is not asked with a missing parameter (it was an SQL error that hid the verdict)."""
+    import asyncio
+
+    from evalkit.suite import load_suite
+    from evalkit.tools.claims import judge_claims
+
+    toolkit = load_suite(REPO / "suites" / "orders_agent.yaml").toolkit
+    assert toolkit is not None
+    asked: list[dict[str, str]] = []
+
+    class Live:
+        store = object()
+
+        async def check(self, query: object, arguments: dict[str, str]) -> tuple[bool, str]:
+            asked.append(arguments)
+            return False, 'got "placed", expected "cancelled"'
+
+    (verdict,) = asyncio.run(judge_claims("Your order has been cancelled.", [], toolkit.tools, Live()))
+    assert verdict.status == "unsupported" and not asked
+    assert verdict.reason == ("no successful cancel_order in the trace (no call at all); the store cannot be asked: "
+                              "no cancel_order call and no order_id in the answer")
+    # Naming the order lets the store answer.
+    (verdict,) = asyncio.run(judge_claims("Order A1001 has been cancelled.", [], toolkit.tools, Live()))
+    assert verdict.status == "unsupported" and asked == [{"id": "A1001", "order_id": "A1001"}]

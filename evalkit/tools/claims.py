@@ -31,6 +31,13 @@ _NEGATION = re.compile(
     re.IGNORECASE,
 )
 _IDS = re.compile(r"\b[A-Z]{1,4}-?\d{3,}\b")
+_SQL_PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+
+
+def unbound(confirm: Mapping[str, Any], arguments: Mapping[str, Any]) -> list[str]:
+    """The parameters of a ``confirm`` SQL query that ``arguments`` do not supply (none for other kinds)."""
+    sql = confirm.get("sql")
+    return [] if not isinstance(sql, str) else [n for n in dict.fromkeys(_SQL_PARAM.findall(sql)) if n not in arguments]
 _IRREGULAR = {"send": "sent", "pay": "paid", "make": "made", "issue": "issued"}
 
 
@@ -114,7 +121,11 @@ async def judge_claims(output: str, events: Sequence[ToolEvent], tools: Mapping[
             arguments = dict((succeeded or related)[-1].arguments) if (succeeded or related) else {}
             if not arguments and claim.ids:
                 arguments = {"id": claim.ids[0], "order_id": claim.ids[0]}
-            state, detail = await live.check(tool.confirm, arguments)
+            missing = unbound(tool.confirm, arguments)
+            if missing:  # no call to take them from, and the sentence names no id: the store cannot be asked
+                detail = f"the store cannot be asked: no {claim.tool} call and no {', '.join(missing)} in the answer"
+            else:
+                state, detail = await live.check(tool.confirm, arguments)
         if state is False:
             status = "unsupported"
             reason = f"the store does not show it ({detail})"
@@ -125,7 +136,8 @@ async def judge_claims(output: str, events: Sequence[ToolEvent], tools: Mapping[
             reason = "no attempt succeeded in the trace, though the store shows the change"
         else:
             failed = ", ".join(sorted({e.error_class or "failed" for e in related})) or "no call at all"
-            status, reason = "unsupported", f"no successful {claim.tool} in the trace ({failed})"
+            status, reason = "unsupported", f"no successful {claim.tool} in the trace ({failed})" + (
+                f"; {detail}" if detail else "")
         verdicts.append(ClaimVerdict(claim.tool, status, claim.sentence, reason))
     for event in writes:
         if event.ok and id(event) not in claimed and not any(v.tool == event.tool for v in verdicts):
