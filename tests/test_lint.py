@@ -374,3 +374,20 @@ def test_the_readme_example_config_is_valid(write) -> None:
     assert (config.templates[0]["engine"], config.template_paths, config.render_seconds) == ("go", ("prompts/shared",),
                                                                                               2.0)
     assert config.pii_allow == frozenset({"ana@gmail.com"})
+
+
+def test_variables_an_agent_suite_feeds_its_checks_and_tools_are_used(write) -> None:
+    write("suites/a.yaml", """
+        name: a
+        target: {provider: local, user: "Help with {{ topic }}"}
+        tools:
+          get_order: {http: {service: orders, path: "/orders/{order_id}"}}
+        defaults:
+          expect: [{state: {sql: "SELECT status FROM orders WHERE id = :order_id", equals: done}}]
+        cases:
+          - {id: one, vars: {topic: T, order_id: A1, note: n, to: x}, expect: [{state: {sql: "SELECT 1 WHERE :to"}}]}
+          - {id: two, vars: {topic: T, order_id: A2}, user: "Cancel {{ order_ref }}"}
+    """)
+    findings = [(f.rule, f.message) for f in lint(["suites"], today=TODAY).findings]
+    # order_id (a state query and a tool path) and to (a case's check) are used; note is not.
+    assert findings == [("unused-variable", "variable 'note' is supplied but no template of this suite uses it")]

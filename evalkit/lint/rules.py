@@ -70,6 +70,25 @@ class SuiteInfo:
     """(case id or index label, vars)."""
     var_lines: dict[str, int] = field(default_factory=dict)
     """Variable name → a line of the suite (or cases file) that supplies it."""
+    referenced: set[str] = field(default_factory=set)
+    """Names used outside the templates: ``:name`` parameters of state queries, ``{name}`` in tool paths, and
+    the like, in checks, tools and per-case user turns (an agent suite's vars feed its tools and checks)."""
+
+
+_REFERENCE = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)|\{\{?\s*([A-Za-z_]\w*)")
+_REFERENCING = ("expect", "tools", "state", "user", "user_sim")
+"""Sections of a suite, its defaults and its cases whose strings may use case variables."""
+
+
+def _references(value: Any) -> set[str]:
+    """Every ``:name``, ``{name}`` or ``{{ name`` in the strings of a YAML value."""
+    if isinstance(value, str):
+        return {a or b for a, b in _REFERENCE.findall(value)}
+    if isinstance(value, dict):
+        return set().union(*(_references(v) for v in value.values())) if value else set()
+    if isinstance(value, list):
+        return set().union(*(_references(v) for v in value)) if value else set()
+    return set()
 
 
 def read_suite(path: str) -> SuiteInfo | None:
@@ -86,6 +105,9 @@ def read_suite(path: str) -> SuiteInfo | None:
         return None
     info = SuiteInfo(path)
     base = Path(path).parent
+    defaults_raw: dict[str, Any] = raw["defaults"] if isinstance(raw.get("defaults"), dict) else {}
+    for section in _REFERENCING:
+        info.referenced |= _references(raw.get(section)) | _references(defaults_raw.get(section))
     for key in ("system", "user"):
         spec = raw["target"].get(key)
         if isinstance(spec, str):
@@ -116,6 +138,8 @@ def read_suite(path: str) -> SuiteInfo | None:
         if not isinstance(record, dict):
             continue
         values: dict[str, Any] = record["vars"] if isinstance(record.get("vars"), dict) else {}
+        for section in _REFERENCING:
+            info.referenced |= _references(record.get(section))
         info.cases.append((str(record.get("id") or f"cases[{index}]"), values))
         for name in values:
             info.var_lines.setdefault(name, cases_locate((*prefix, index, "vars", name)) or 1)
@@ -258,7 +282,7 @@ def check_suite_variables(doc: Document, suite: SuiteInfo) -> Iterator[Finding]:
     if not suite.templates:
         return
     supplied = set(suite.default_vars) | {name for _, values in suite.cases for name in values}
-    for name in sorted(supplied - used):
+    for name in sorted(supplied - used - suite.referenced):
         line = suite.var_lines.get(name, 1)
         yield _finding(doc, line, _column(doc, line, name), "unused-variable", "warning",
                        f"variable {name!r} is supplied but no template of this suite uses it")
