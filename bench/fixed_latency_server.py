@@ -2,7 +2,8 @@
 
 Every POST to /v1/chat/completions waits LATENCY seconds, then answers a short completion, streamed as
 SSE when the request asks for it. Written on raw asyncio streams so it costs little CPU next to the
-client under test. Usage: python bench/fixed_latency_server.py PORT LATENCY_MS
+client under test. Usage: python bench/fixed_latency_server.py PORT LATENCY_MS [MARKER FACTOR]: with a
+MARKER, a request whose messages contain it waits FACTOR times as long (a slower prompt, for A/B tests).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ def _base(request_id: int) -> dict[str, object]:
 
 
 async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, latency: float,
-                 counter: list[int]) -> None:
+                 counter: list[int], slow: tuple[str, float] | None = None) -> None:
     try:
         while True:
             head = await reader.readuntil(b"\r\n\r\n")
@@ -37,7 +38,8 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, lat
             body = json.loads(await reader.readexactly(length)) if length else {}
             counter[0] += 1
             request_id = counter[0]
-            await asyncio.sleep(latency)
+            marked = slow is not None and slow[0] in json.dumps(body.get("messages", []))
+            await asyncio.sleep(latency * (slow[1] if slow is not None and marked else 1.0))
             if body.get("stream"):
                 writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
                              b"transfer-encoding: chunked\r\nx-request-id: bench-%d\r\n\r\n" % request_id)
@@ -69,14 +71,15 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, lat
         writer.close()
 
 
-async def main(port: int, latency_ms: float) -> None:
+async def main(port: int, latency_ms: float, slow: tuple[str, float] | None = None) -> None:
     counter = [0]
-    server = await asyncio.start_server(lambda r, w: handle(r, w, latency_ms / 1000, counter), "127.0.0.1", port,
-                                        backlog=1024)
+    server = await asyncio.start_server(lambda r, w: handle(r, w, latency_ms / 1000, counter, slow), "127.0.0.1",
+                                        port, backlog=1024)
     print(f"ready {port}", flush=True)
     async with server:
         await server.serve_forever()
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1]), float(sys.argv[2])))
+    marker = (sys.argv[3], float(sys.argv[4])) if len(sys.argv) > 4 else None
+    asyncio.run(main(int(sys.argv[1]), float(sys.argv[2]), marker))

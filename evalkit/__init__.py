@@ -3,6 +3,7 @@
 The public API; the ``evalkit`` command is a thin layer over these functions.
 """
 
+from evalkit.ab import ABMetric, ABResult, run_ab
 from evalkit.analysis.coverage import Coverage, CoverageConfig, coverage
 from evalkit.analysis.drift import Drift, DriftConfig, drift
 from evalkit.analysis.traffic import TrafficProfile, import_traffic, load_profile, save_profile
@@ -36,6 +37,8 @@ from evalkit.suite import Case, Check, Suite, Target, load_suite
 from evalkit.targets import register_target
 
 __all__ = [
+    "ABMetric",
+    "ABResult",
     "Attempt",
     "Baseline",
     "BaselineError",
@@ -95,6 +98,7 @@ __all__ = [
     "register_target",
     "render_html",
     "resume_run",
+    "run_ab",
     "run_suite",
     "save_baseline",
     "save_profile",

@@ -20,7 +20,7 @@ import os
 import secrets
 import signal
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -188,8 +188,13 @@ class _FailFast:
 
 async def _execute(suite: Suite, run: Run, work: Sequence[tuple[Planned, int]], options: RunOptions,
                    progress: Progress | None, previous: Sequence[CaseResult], rendered: str,
-                   target: TargetRunner, stack: contextlib.AsyncExitStack) -> Run:
-    """Runs the work items, journalling each result; returns the run with conditions completed."""
+                   target: TargetRunner, stack: contextlib.AsyncExitStack,
+                   turn: Callable[[str, int], Awaitable[None]] | None = None) -> Run:
+    """Runs the work items, journalling each result; returns the run with conditions completed.
+
+    ``turn(case_id, repeat)``, when given, is awaited before each item starts (an interleaved A/B run uses it
+    to start the two arms' items in one global order).
+    """
     from evalkit.cache import ResponseCache
 
     directory = run.directory
@@ -233,6 +238,8 @@ async def _execute(suite: Suite, run: Run, work: Sequence[tuple[Planned, int]], 
             except asyncio.QueueEmpty:
                 return
             case = planned.case
+            if turn is not None:
+                await turn(case.id, repeat)
             cacheable = target.cacheable(case)
             outcome = await target.run(planned, repeat, caller if cacheable else caller.without_cache())
             failed_call = outcome.error is not None or any(not c.ok for c in outcome.trajectory.calls)
@@ -352,6 +359,101 @@ def run_suite(suite: Suite | str | os.PathLike[str], options: RunOptions = RunOp
     run = Run(run_id=run_id, suite=_identity(suite), repeats=repeats, conditions=None,
               shard=options.shard, options=options.to_dict(), directory=directory)
     return _run(suite, run, work, options, progress, (), rendered_hash(planned))
+
+
+class Turns:
+    """Starts work items of several runs in one global order: each waits until every item before it started.
+
+    An arm that stops early (its run failed as a whole) is closed, and its remaining items are skipped.
+    """
+
+    def __init__(self, order: Sequence[tuple[str, str, int]]) -> None:
+        self.order = list(order)
+        self._index = {item: i for i, item in enumerate(self.order)}
+        self._next = 0
+        self._closed: set[str] = set()
+        self._changed = asyncio.Condition()
+
+    def _skip_closed(self) -> int:
+        while self._next < len(self.order) and self.order[self._next][0] in self._closed:
+            self._next += 1
+        return self._next
+
+    def of(self, arm: str) -> Callable[[str, int], Awaitable[None]]:
+        """The ``turn`` hook of one arm's runner."""
+        async def turn(case_id: str, repeat: int) -> None:
+            mine = self._index[(arm, case_id, repeat)]
+            async with self._changed:
+                await self._changed.wait_for(lambda: self._skip_closed() >= mine)
+                self._next = mine + 1
+                self._changed.notify_all()
+        return turn
+
+    async def close(self, arm: str) -> None:
+        async with self._changed:
+            self._closed.add(arm)
+            self._changed.notify_all()
+
+
+def run_interleaved(arms: Sequence[tuple[str, Suite]], order: Sequence[tuple[str, str, int]],
+                    options: RunOptions, progress: Progress | None = None) -> dict[str, Run]:
+    """Runs several versions of one suite in the same window, item by item in ``order`` ((arm, case, repeat)).
+
+    Each arm is a complete run of its own (``options.out/<arm>``, journalled like any run); prompt targets
+    whose provider, model and endpoint agree share one provider (one embedded model server), so the arms
+    meet the same endpoint under the same load. Used by :mod:`evalkit.ab`.
+    """
+    from evalkit.providers import open_provider
+    from evalkit.targets.prompt import PromptTarget
+
+    prepared = []
+    for arm, suite in arms:
+        planned = plan_cases(suite)
+        repeats = options.repeats or suite.repeats
+        wanted = {(c, r) for a, c, r in order if a == arm}
+        work = [(p, r) for p, r in _work(planned, repeats, None, set()) if (p.case.id, r) in wanted]
+        directory = options.out / arm
+        if directory.exists():
+            raise ConfigError(f"{directory}: expected a new run directory, got an existing one")
+        run = Run(run_id=arm, suite=_identity(suite), repeats=repeats, conditions=None, shard=None,
+                  options=options.to_dict(), directory=directory)
+        prepared.append((arm, suite, run, work, rendered_hash(planned)))
+    turns = Turns(order)
+
+    def shared_key(suite: Suite) -> tuple[Any, ...] | None:
+        spec = suite.target.provider_spec
+        kind = suite.target.kind
+        return (spec.provider, spec.model, spec.base_url, spec.api_key_env) if kind == "prompt" else None
+
+    async def go() -> dict[str, Run]:
+        async with contextlib.AsyncExitStack() as stack:
+            providers: dict[tuple[Any, ...], Any] = {}
+            targets: list[TargetRunner] = []
+            for _, suite, _, _, _ in prepared:
+                key = shared_key(suite)
+                if key is None:
+                    targets.append(await stack.enter_async_context(open_target(suite)))
+                    continue
+                if key not in providers:
+                    providers[key] = await stack.enter_async_context(
+                        open_provider(suite.target.provider_spec, suite.path))
+                targets.append(PromptTarget(suite, providers[key]))
+
+            async def arm_run(index: int) -> Run:
+                arm, suite, run, work, rendered = prepared[index]
+                try:
+                    return await _execute(suite, run, work, options, progress, (), rendered, targets[index], stack,
+                                          turn=turns.of(arm))
+                finally:
+                    await turns.close(arm)
+
+            done = await asyncio.gather(*(arm_run(i) for i in range(len(prepared))))
+            return {arm: run for (arm, *_), run in zip(prepared, done, strict=True)}
+
+    try:
+        return asyncio.run(go())
+    except (KeyboardInterrupt, _Terminated):
+        raise RunInterrupted(f"interrupted: the arms' finished results are saved under {options.out}") from None
 
 
 def _suite_file(previous: Run) -> Path:

