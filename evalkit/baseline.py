@@ -177,6 +177,8 @@ def samples_of(run: Run) -> tuple[Sample, ...]:
     """
     samples = []
     for result in run.results:
+        if result.unscored:  # no verdict: out of every pass-rate denominator (counted in the run summary)
+            continue
         names = _unique_names([s.name for s in result.scores])
         calls = result.calls
         live = [c for c in calls if not c.cached]

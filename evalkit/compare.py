@@ -598,7 +598,8 @@ def _adjusted(metric: Metric, p: float, alpha: float, how: str) -> Metric:
 
 
 def compare(current: Run | Baseline, baseline: Baseline, config: GateConfig | None = None, *,
-            use_run_gate: bool = False, overrides: Mapping[str, Any] | None = None) -> Comparison:
+            use_run_gate: bool = False, overrides: Mapping[str, Any] | None = None,
+            judges: Mapping[str, Any] | None = None) -> Comparison:
     """Compares a run (or a baseline-shaped record) with a baseline of the same suite.
 
     The policy in force is the baseline's ``gate:`` section; the run's own ``gate:``, when different, is
@@ -608,6 +609,10 @@ def compare(current: Run | Baseline, baseline: Baseline, config: GateConfig | No
     """
     import numpy as np
 
+    from evalkit.judges.pool import read_trust
+
+    if judges is None:  # the trust of the run's judges, recorded in its directory (evalkit.judges.pool)
+        judges = read_trust(current.directory) if isinstance(current, Run) else {}
     if isinstance(current, Run):
         current = baseline_of(current)
     check_same_suite(baseline, str(current.suite.get("name", "")))
@@ -651,6 +656,7 @@ def compare(current: Run | Baseline, baseline: Baseline, config: GateConfig | No
     pass_k = pass_k_metric(before, now, ib, ic, current.repeats, baseline.repeats, config)
     if pass_k is not None:
         metrics.append(pass_k)
+    metrics = judge_metrics(metrics, baseline.samples, current.samples, judges, config)
     metrics += _run_level_metrics(current_runs, baseline_runs, config, why_not)
     metrics = _holm(metrics, config.alpha)
 
@@ -671,6 +677,48 @@ def compare(current: Run | Baseline, baseline: Baseline, config: GateConfig | No
         comparability=tuple(notes), flaky=flaky, policy=policy, baseline_run=baseline.run_id,
         current_run=current.run_id, decided_by=decided_by, baseline_runs=len(baseline_runs),
     )
+
+
+# --- judges (a judge-scored metric decides only when its judge is trusted: evalkit.judges.pool) ----------
+
+
+def judge_metrics(metrics: list[Metric], before: Sequence[Sample], now: Sequence[Sample], trust: Mapping[str, Any],
+                  config: GateConfig) -> list[Metric]:
+    """Adds ``judge:NAME`` (the judge's paired pass/fail per case) for every judge the run used; when a judge is
+    not ``trusted`` its metric — and the pass rate, which its verdicts are part of — is inconclusive with the
+    reason, never pass nor regression."""
+    out = list(metrics)
+
+    def per_case(samples: Sequence[Sample], key: str) -> dict[str, float]:
+        found: dict[str, float] = {}
+        for sample in samples:
+            if key in sample.checks and sample.case_id not in found:
+                found[sample.case_id] = float(sample.checks[key])
+        return found
+
+    untrusted = []
+    for name, t in sorted(trust.items()):
+        key = f"judge:{name}"
+        b, c = per_case(before, key), per_case(now, key)
+        ids = [i for i in b if i in c]
+        metric = pass_rate_metric([b[i] for i in ids], [c[i] for i in ids],
+                                  margin=float(config.margins.get(key, config.margin("pass_rate"))),
+                                  alpha=config.alpha, name=key, blocking=key in config.block_on)
+        if not ids:
+            metric = replace(metric, notes=(*metric.notes, "the baseline holds no verdict of this judge"))
+        if not t.trusted:
+            why = f"{t.status}: " + ("; ".join(t.reasons) or "see judges.json")
+            untrusted.append(f"judge {name} is {t.status}")
+            metric = replace(metric, verdict="inconclusive", p_value=None, p_regression=None, test=t.status,
+                             notes=(*metric.notes, why))
+        out.append(metric)
+    if untrusted and out and out[0].name == "pass_rate":
+        first = out[0]
+        out[0] = replace(first, verdict="inconclusive", p_value=None, p_regression=None,
+                         test="; ".join(untrusted),
+                         notes=(*first.notes, "the pass rate includes the verdicts of an untrusted judge: "
+                                + "; ".join(untrusted)))
+    return out
 
 
 # --- pass^k (agent reliability: a case counts only when every one of its k repeats passed) -----------

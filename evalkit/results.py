@@ -61,6 +61,15 @@ class CaseResult:
     """An error of the case itself (a tool runtime or state check that broke), beside any call error."""
 
     @property
+    def unscored(self) -> bool:
+        """No verdict: a check could not decide (an unparseable judge answer) and every other check passed.
+
+        Such a result counts neither as a pass nor as a fail: it is left out of pass-rate denominators.
+        """
+        return (not self.passed and any(s.unscored for s in self.scores)
+                and all(s.passed or s.unscored for s in self.scores) and self.error is None)
+
+    @property
     def key(self) -> tuple[str, int]:
         return self.case_id, self.repeat
 

@@ -189,7 +189,8 @@ class _FailFast:
 async def _execute(suite: Suite, run: Run, work: Sequence[tuple[Planned, int]], options: RunOptions,
                    progress: Progress | None, previous: Sequence[CaseResult], rendered: str,
                    target: TargetRunner, stack: contextlib.AsyncExitStack,
-                   turn: Callable[[str, int], Awaitable[None]] | None = None) -> Run:
+                   turn: Callable[[str, int], Awaitable[None]] | None = None,
+                   extras: Mapping[str, Any] | None = None) -> Run:
     """Runs the work items, journalling each result; returns the run with conditions completed.
 
     ``turn(case_id, repeat)``, when given, is awaited before each item starts (an interleaved A/B run uses it
@@ -244,7 +245,7 @@ async def _execute(suite: Suite, run: Run, work: Sequence[tuple[Planned, int]], 
             outcome = await target.run(planned, repeat, caller if cacheable else caller.without_cache())
             failed_call = outcome.error is not None or any(not c.ok for c in outcome.trajectory.calls)
             context = ScoreContext(case=case, output=outcome.output, trajectory=outcome.trajectory, repeat=repeat,
-                                   state=outcome.state)
+                                   state=outcome.state, extras=extras or {})
             try:
                 scores = () if failed_call else tuple([await score(check, context) for check in case.expect])
             finally:
@@ -318,9 +319,20 @@ def _sessions_with_killed(sessions: Sequence[Session], results: Sequence[CaseRes
 
 def _run(suite: Suite, run: Run, work: list[tuple[Planned, int]], options: RunOptions,
          progress: Progress | None, previous: Sequence[CaseResult], rendered: str) -> Run:
+    from evalkit.judges.pool import assess, judges_of, open_pool, write_trust
+
+    judges = judges_of(suite)
+    # A judge is assessed before the run (calibration, then its canary anchors re-judged): see evalkit.judges.pool.
+    trust = {name: assess(name, folder) for name, folder in judges.items()}
+
     async def go() -> Run:
         async with contextlib.AsyncExitStack() as stack, open_target(suite) as target:
-            return await _execute(suite, run, work, options, progress, previous, rendered, target, stack)
+            pool = await stack.enter_async_context(open_pool(judges, options.seed)) if judges else None
+            done = await _execute(suite, run, work, options, progress, previous, rendered, target, stack,
+                                  extras={"judges": pool} if pool is not None else None)
+            if pool is not None and done.directory is not None:
+                write_trust(done.directory, pool.after_run(trust))
+            return done
 
     try:
         return asyncio.run(go())

@@ -409,6 +409,9 @@ def load_suite(path: str | os.PathLike[str]) -> Suite:
             faults=faults,
             user_sim=item.get("user_sim") is not False,
         ))
+        for check in checks:
+            if check.name == "judge":
+                _check_judge(check.arg, suite_path, case_at, label)
 
     rate = raw.get("rate_limit", {})
     for template in target.templates:
@@ -429,6 +432,16 @@ def load_suite(path: str | os.PathLike[str]) -> Suite:
         toolkit=toolkit,
         coverage=dict(raw.get("coverage", {})),
     )
+
+
+def _check_judge(arg: Any, suite_path: Path, case_at: str, label: str) -> None:
+    """A ``judge`` check names a judge with ``judges/NAME/judge.yaml`` beside the suite or in a folder above it."""
+    from evalkit.judges.pool import judge_arg, judges_dir_for
+
+    name, _ = judge_arg(arg)
+    if judges_dir_for(suite_path, name) is None:
+        raise ConfigError(f"{case_at}: {label}.expect.judge: expected a judge with judges/{name}/judge.yaml beside "
+                          f"the suite or in a folder above it, got none named {name!r}")
 
 
 def _agent_fields(item: Mapping[str, Any], toolkit: Toolkit | None, target: Target, default_faults: str | None,

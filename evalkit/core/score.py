@@ -26,6 +26,11 @@ class Score:
     details: Mapping[str, Any] = field(default_factory=dict, hash=False)
     """Counts a check wants aggregated over a run (e.g. ``{"unsupported": 1}``); JSON-able, often empty."""
 
+    @property
+    def unscored(self) -> bool:
+        """True when the check could not decide (a judge answer that could not be parsed): neither pass nor fail."""
+        return bool(self.details.get("unscored"))
+
     def to_dict(self) -> dict[str, Any]:
         data = {"name": self.name, "passed": self.passed, "score": self.score, "reason": self.reason}
         if self.details:

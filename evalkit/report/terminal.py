@@ -56,7 +56,8 @@ def render_run(run: Run, console: Console, *, failures: int = 10) -> None:
         latencies = [r.call.latency_s for r in items if r.call.latency_s is not None and not r.call.cached]
         passed = sum(r.passed for r in items)
         errors = sum(1 for r in items if r.error)
-        table.add_row(name, str(len(items)), str(passed), _rate(passed, len(items)), str(errors),
+        decided = sum(1 for r in items if not r.unscored)  # an unscored result is out of the denominator
+        table.add_row(name, str(len(items)), str(passed), _rate(passed, decided), str(errors),
                       _ms(percentile(latencies, 50)), _ms(percentile(latencies, 95)), style=style)
 
     for tag in sorted(groups):
@@ -64,6 +65,19 @@ def render_run(run: Run, console: Console, *, failures: int = 10) -> None:
     table.add_section()
     row("total", list(results), style="bold")
     console.print(table)
+    unscored = [r for r in results if r.unscored]
+    if unscored:
+        console.print(f"unscored: {len(unscored)} of {len(results)} results (a judge answer that could not be parsed: "
+                      "neither pass nor fail, left out of the pass rate)", markup=False, highlight=False)
+    from evalkit.judges.pool import instrument_failed, read_trust
+
+    trust = read_trust(run.directory)
+    for t in trust.values():
+        why = f" ({'; '.join(t.reasons)})" if t.reasons and not t.trusted else ""
+        console.print(f"judge {t.name}: {t.status}{why} · {t.verdicts} verdicts, {t.unscored} unscored",
+                      markup=False, highlight=False, soft_wrap=True)
+    for line in instrument_failed(list(trust.values())):
+        console.print(line, markup=False, highlight=False, style="bold red")
 
     c = run.conditions
     if c is not None:
