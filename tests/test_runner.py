@@ -177,8 +177,11 @@ def test_rate_limiter_spaces_requests() -> None:
 
 def _spawn(args: list[str], cwd: Path) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # As from a terminal: a test run started in the background (nohup, `&`) inherits an ignored SIGINT, and
+    # Python only turns SIGINT into KeyboardInterrupt when it is not ignored at start.
     return subprocess.Popen([sys.executable, "-m", "evalkit.cli", *args], cwd=cwd, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _wait_for_results(journal: Path, count: int, process: subprocess.Popen[str], limit: float = 120) -> None:
