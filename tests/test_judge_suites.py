@@ -135,3 +135,27 @@ def test_an_unknown_judge_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixt
     assert main(["run", "s.yaml"]) == ExitCode.USAGE_ERROR
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "expect.judge: expected a judge with judges/nosuch/judge.yaml" in err
+
+
+def test_rescore_baseline_splits_the_change_into_judge_and_system(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """The baseline was scored by a judge that read every planted truth; the judge now errs on some replies.
+    Re-judging the baseline's stored outputs with the current judge puts both sides in one currency: the same
+    outputs get the same verdicts, so the whole move is the judge's and none is the system's."""
+    _calibrated(tmp_path)
+    _suite(tmp_path)
+    assert main(["run", "s.yaml", "--run-id", "base", "-q"]) == ExitCode.OK
+    assert main(["baseline", "save", ".evalkit/runs/base", "--to", "b.json"]) == ExitCode.OK
+    ScriptedJudge.accuracy = 0.8  # a new taste behind the same name
+    main(["run", "s.yaml", "--run-id", "now", "-q"])
+    capsys.readouterr()
+    main(["compare", ".evalkit/runs/now", "--baseline", "b.json", "--rescore-baseline", "--markdown", "r.md"])
+    out = capsys.readouterr().out
+    now = load_run(".evalkit/runs/now")
+    rate = sum(r.passed for r in now.results) / len(now.results)
+    assert rate < 0.9
+    line = next(x for x in out.splitlines() if x.startswith("baseline re-judged by the current judge"))
+    assert line == (f"baseline re-judged by the current judge (100 outputs, 0 unscored): pass rate 90.0% as stored "
+                    f"→ {rate * 100:.1f}% re-judged; the run {rate * 100:.1f}% · judge share "
+                    f"{(rate - 0.9) * 100:+.1f} pts, system share +0.0 pts")
+    assert line in Path("r.md").read_text()

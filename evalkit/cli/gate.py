@@ -23,6 +23,8 @@ def gate_options(command: Any) -> Any:
                      help="Override the one-sided significance level; logged in every report."),
         click.option("--inconclusive", type=click.Choice(["block", "warn"]),
                      help="Override whether inconclusive fails; logged in every report."),
+        click.option("--rescore-baseline", is_flag=True,
+                     help="Re-judge the baseline's stored outputs with the judges this run used (one currency)."),
         click.option("--use-run-gate", is_flag=True,
                      help="Apply the run's own gate: section instead of the baseline's (logged in every report)."),
         click.option("--markdown", "markdown_path", type=click.Path(path_type=Path),
@@ -124,7 +126,8 @@ def preflight_run(suite: Path | None, resume: Path | None, baseline_path: Path |
 
 def run_gate(run_result: Any, baseline_path: Path, margin: float | None, alpha: float | None,
              inconclusive: str | None, use_run_gate: bool, markdown_path: Path | None, junit_path: Path | None,
-             json_path: Path | None, github: bool, html_path: Path | None = None) -> int:
+             json_path: Path | None, github: bool, html_path: Path | None = None,
+             rescore_baseline: bool = False) -> int:
     """Compares, renders every requested report, writes them all, and returns the gate's exit code.
 
     Every report is rendered before any is written, and each is written atomically: a failure mid-way
@@ -141,12 +144,20 @@ def run_gate(run_result: Any, baseline_path: Path, margin: float | None, alpha: 
 
     preflight(None, markdown_path=markdown_path, junit_path=junit_path, json_path=json_path, html_path=html_path)
     baseline = load_baseline(baseline_path)
+    rescored_line = ""
+    if rescore_baseline:
+        from evalkit.judges.rescore import rescore_baseline as rescore
+
+        rescored = rescore(baseline, run_result)
+        baseline, rescored_line = rescored.baseline, rescored.line()
+        console().print(rescored_line, markup=False, highlight=False, soft_wrap=True)
     overrides: dict[str, Any] = {"margin": margin, "alpha": alpha}
     if inconclusive is not None:
         overrides["inconclusive_blocks"] = inconclusive == "block"
     comparison = compare(run_result, baseline, use_run_gate=use_run_gate, overrides=overrides)
     coverage = gate_coverage(run_result)  # None unless the suite has a coverage: section
-    markdown = render_markdown(comparison) + (coverage.markdown if coverage else "")
+    markdown = render_markdown(comparison) + (f"\n{rescored_line}\n" if rescored_line else "") + \
+        (coverage.markdown if coverage else "")
     report = {**comparison.to_dict(), **({"coverage": coverage.data} if coverage else {})}
     rendered = {markdown_path: markdown if markdown_path else "",
                 junit_path: render_junit(comparison) if junit_path else "",
