@@ -159,3 +159,4 @@ def test_rescore_baseline_splits_the_change_into_judge_and_system(tmp_path: Path
                     f"→ {rate * 100:.1f}% re-judged; the run {rate * 100:.1f}% · judge share "
                     f"{(rate - 0.9) * 100:+.1f} pts, system share +0.0 pts")
     assert line in Path("r.md").read_text()
+    print(line)
