@@ -3,7 +3,7 @@
 The public API; the ``evalkit`` command is a thin layer over these functions.
 """
 
-from evalkit.ab import ABMetric, ABResult, run_ab
+from evalkit.ab import ABResult, run_ab
 from evalkit.analysis.coverage import Coverage, CoverageConfig, coverage
 from evalkit.analysis.drift import Drift, DriftConfig, drift
 from evalkit.analysis.traffic import TrafficProfile, import_traffic, load_profile, save_profile
@@ -37,7 +37,6 @@ from evalkit.suite import Case, Check, Suite, Target, load_suite
 from evalkit.targets import register_target
 
 __all__ = [
-    "ABMetric",
     "ABResult",
     "Attempt",
     "Baseline",

@@ -29,37 +29,12 @@ from typing import TYPE_CHECKING, Any
 from evalkit.errors import ConfigError, ExitCode
 
 if TYPE_CHECKING:
+    from evalkit.compare import Metric
     from evalkit.results import Run
     from evalkit.suite import Suite
 
 FORMAT = "evalkit.ab/1"
 ARMS = ("a", "b")
-
-
-@dataclass(frozen=True)
-class ABMetric:
-    """One metric of an A/B comparison, decided on the paired cases."""
-
-    name: str
-    n: int
-    a: float | None
-    """Arm A's value: pass rate, or the p95 in seconds."""
-    b: float | None
-    difference: float | None
-    """B − A for the pass rate; B/A − 1 of the p95 for latency and TTFT."""
-    ci_low: float | None
-    ci_high: float | None
-    ci_level: float
-    margin: float
-    verdict: str
-    blocking: bool
-    p_value: float | None
-    test: str
-    median_ratio: float | None = None
-    """Latency and TTFT: the median of the paired ratios B/A."""
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
 
 
 @dataclass(frozen=True)
@@ -72,7 +47,8 @@ class ABResult:
     directory: str
     seed: int
     order: tuple[tuple[str, str, int], ...]
-    metrics: tuple[ABMetric, ...]
+    metrics: tuple[Metric, ...]
+    """The gate's metric records (:class:`evalkit.compare.Metric`); latency's ``a``/``b`` are p95 seconds."""
     alpha: float
     verdict: str
     notes: tuple[str, ...] = field(default=())
@@ -179,25 +155,26 @@ def latency_decision(a: Any, b: Any, *, margin: float, alpha: float) -> tuple[st
 
 
 def latency_metric(name: str, a: Sequence[float], b: Sequence[float], *, margin: float, alpha: float,
-                   blocking: bool, seed: int, level: float = 0.90) -> ABMetric:
+                   blocking: bool, seed: int, level: float = 0.90) -> Metric:
     """Paired latencies (seconds) of the two arms: the margin-shifted Wilcoxon decisions and the p95 ratio."""
     import numpy as np
 
     from evalkit import stats
+    from evalkit.compare import Metric
     from evalkit.core.seeds import numpy_draws
 
     x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     n = int(x.size)
     if n < 6:
-        return ABMetric(name, n, None, None, None, None, None, level, margin, "inconclusive", blocking, None,
-                        f"too few paired calls ({n}; the signed-rank test needs at least 6)")
+        return Metric(name, "latency", n, None, None, None, None, None, level, margin, "inconclusive", blocking,
+                      test=f"too few paired calls ({n}; the signed-rank test needs at least 6)")
     verdict, p, test = latency_decision(x, y, margin=margin, alpha=alpha)
     point, interval = stats.quantile_ratio_interval(x, y, 0.95, level, numpy_draws(seed, name, "ab-p95"))
-    ratios = y / np.maximum(x, 1e-12)
-    return ABMetric(name, n, float(np.quantile(x, 0.95, method="inverted_cdf")),
-                    float(np.quantile(y, 0.95, method="inverted_cdf")), point - 1, interval.low - 1,
-                    interval.high - 1, level, margin, verdict, blocking, float(p), test,
-                    median_ratio=float(np.median(ratios)))
+    median = float(np.median(y / np.maximum(x, 1e-12)))
+    return Metric(name, "latency", n, float(np.quantile(x, 0.95, method="inverted_cdf")),
+                  float(np.quantile(y, 0.95, method="inverted_cdf")), point - 1, interval.low - 1, interval.high - 1,
+                  level, margin, verdict, blocking, p_value=float(p), test=test, n_unit="pairs",
+                  tests={"median_ratio": median}, notes=(f"median of the paired ratios B/A: {median:.3f}",))
 
 
 def _paired(runs: dict[str, Run]) -> tuple[list[str], dict[str, dict[str, Any]]]:
@@ -207,7 +184,7 @@ def _paired(runs: dict[str, Run]) -> tuple[list[str], dict[str, dict[str, Any]]]
     return ids, by_arm
 
 
-def decide(runs: dict[str, Run], gate: Mapping[str, Any] | None, seed: int) -> tuple[tuple[ABMetric, ...], str,
+def decide(runs: dict[str, Run], gate: Mapping[str, Any] | None, seed: int) -> tuple[tuple[Metric, ...], str,
                                                                                      list[str]]:
     """Per-metric decisions on the paired cases and the overall verdict (a blocking regression decides)."""
     from evalkit.compare import pass_rate_metric
@@ -220,9 +197,7 @@ def decide(runs: dict[str, Run], gate: Mapping[str, Any] | None, seed: int) -> t
     metric = pass_rate_metric([float(a_res[c].passed) for c in ids], [float(b_res[c].passed) for c in ids],
                               margin=config.margin("pass_rate"), alpha=config.alpha,
                               blocking="pass_rate" in config.block_on)
-    metrics = [ABMetric("pass_rate", metric.n, metric.baseline, metric.current, metric.difference, metric.ci_low,
-                        metric.ci_high, metric.ci_level, metric.margin, metric.verdict, metric.blocking,
-                        metric.p_value, metric.test)]
+    metrics = [metric]
     def latency(result: Any) -> float | None:
         return sum(c.latency_s or 0.0 for c in result.calls) or None
 
@@ -319,13 +294,13 @@ def run_ab(suite_path: str | Path, *, baseline_ref: str | None = None, prompt_a:
 # --- rendering --------------------------------------------------------------------------------------------
 
 
-def _value(m: ABMetric, v: float | None) -> str:
+def _value(m: Metric, v: float | None) -> str:
     if v is None:
         return "–"
     return f"{v * 100:.1f}%" if m.name == "pass_rate" else f"{v * 1000:,.0f} ms"
 
 
-def _change(m: ABMetric) -> str:
+def _change(m: Metric) -> str:
     if m.difference is None:
         return "–"
     unit = " pts" if m.name == "pass_rate" else "%"
@@ -340,8 +315,8 @@ def rows(result: ABResult) -> list[list[str]]:
     for m in result.metrics:
         margin = f"{m.margin * 100:.1f}{' pts' if m.name == 'pass_rate' else '%'}"
         p = "–" if m.p_value is None else f"{m.p_value:.3g}"
-        out.append([m.name + (" (blocks)" if m.blocking else ""), _value(m, m.a), _value(m, m.b), _change(m),
-                    margin, m.verdict, f"{p} {m.test}".strip(), str(m.n)])
+        out.append([m.name + (" (blocks)" if m.blocking else ""), _value(m, m.baseline), _value(m, m.current),
+                    _change(m), margin, m.verdict, f"{p} {m.test}".strip(), str(m.n)])
     return out
 
 

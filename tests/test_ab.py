@@ -56,9 +56,9 @@ def test_a_planted_slowdown_is_caught_and_identical_arms_rarely_flagged(drift: b
 
 def test_identical_arms_within_the_margin_pass_and_a_faster_arm_is_an_improvement() -> None:
     rng = np.random.default_rng(7)
-    a, b = _pairs(rng, 300, 1.0, False)
+    a, b = _pairs(rng, 1000, 1.0, False)
     assert latency_decision(a, b, margin=0.10, alpha=0.05)[0] == "pass"
-    a, b = _pairs(rng, 300, 0.7, False)
+    a, b = _pairs(rng, 1000, 0.7, False)
     verdict, p, test = latency_decision(a, b, margin=0.10, alpha=0.05)
     assert (verdict, test) == ("improvement", "wilcoxon-log-ratio: better") and p < 0.05
 
@@ -126,7 +126,7 @@ def test_a_slower_prompt_is_a_latency_regression_and_the_arms_ran_interleaved(
     assert code == ExitCode.REGRESSION == 1, out
     assert result["format"] == "evalkit.ab/1" and result["verdict"] == "regression"
     assert metrics["latency_p95"]["verdict"] == "regression" and metrics["latency_p95"]["p_value"] < 0.05
-    assert 1.3 < metrics["latency_p95"]["median_ratio"] < 1.7
+    assert 1.3 < metrics["latency_p95"]["tests"]["median_ratio"] < 1.7
     assert metrics["pass_rate"]["verdict"] != "regression" and metrics["pass_rate"]["n"] == 60
     assert out.startswith("A/B REGRESSION (latency_p95): abdemo · A = fast.md, B = slow.md")
     assert "### evalkit ab: `abdemo`" in Path("ab.md").read_text()
