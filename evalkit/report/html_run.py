@@ -49,6 +49,8 @@ def pass_rates(results: Sequence[CaseResult], confidence: float = CONFIDENCE) ->
 
     groups: dict[tuple[str, str], list[int]] = {("all", ""): [0, 0]}
     for result in results:
+        if result.unscored:  # no verdict (an unparseable judge answer): out of the denominator, as in the gate
+            continue
         keys = [("all", "")] + ([("route", result.route)] if result.route else [])
         keys += [("tag", tag) for tag in result.tags]
         for key in keys:
