@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -68,35 +67,33 @@ class ABResult:
 # --- the arms ---------------------------------------------------------------------------------------------
 
 
-def _git(args: Sequence[str], cwd: Path) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, check=False)
-
-
 def suite_at_ref(path: Path, ref: str, into: Path) -> Path:
     """The suite file and every file it reads, as they are at git ``ref``, copied under ``into``.
 
-    Read with ``git show REF:path`` (no checkout); returns the suite's path in the copy.
+    Read from git's objects (:mod:`evalkit.lint.gitbase`, as ``lint --base`` reads them; no checkout), each
+    at its path relative to the suite's folder; returns the suite's path in the copy.
     """
+    import os
+
+    from evalkit.lint.gitbase import read_at
     from evalkit.suite import load_suite
 
     folder = path.resolve().parent
-    top = _git(["rev-parse", "--show-toplevel"], folder)
-    if top.returncode != 0:
-        raise ConfigError(f"--baseline-ref: expected {path} inside a git repository, got none")
-    root = Path(top.stdout.decode().strip())
-    if _git(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], root).returncode != 0:
-        raise ConfigError(f"--baseline-ref: expected a git revision, got {ref!r} (no such commit, branch or tag)")
     current = load_suite(path)
-    wanted = [path.resolve(), *(Path(f).resolve() for f in current.files)]
-    for file in dict.fromkeys(wanted):
-        relative = file.relative_to(root).as_posix()
-        shown = _git(["show", f"{ref}:{relative}"], root)
-        if shown.returncode != 0:
-            raise ConfigError(f"--baseline-ref: expected {relative} at {ref}, got none (the suite reads it now)")
-        target = into / relative
+    wanted = [Path(os.path.relpath(f, folder)).as_posix()
+              for f in dict.fromkeys([path.resolve(), *(Path(f).resolve() for f in current.files)])]
+    texts = read_at(ref, wanted, option="--baseline-ref", cwd=folder)
+    # The copy keeps the files' places relative to the suite's folder, climbing (../) as deep as they do.
+    depth = max((p.split("/").count("..") for p in wanted), default=0)
+    home = into.joinpath(*(f"d{i}" for i in range(depth)))
+    for relative, text in texts.items():
+        if text is None:
+            raise ConfigError(f"--baseline-ref: expected {relative} (from {folder}) at {ref}, got none "
+                              "(the suite reads it now)")
+        target = Path(os.path.normpath(home / relative))
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(shown.stdout)
-    return into / path.resolve().relative_to(root)
+        target.write_text(text, "utf-8")
+    return home / wanted[0]
 
 
 def with_system_prompt(suite: Suite, prompt: Path, option: str) -> Suite:

@@ -179,3 +179,24 @@ def test_bad_input_is_one_line(tmp_path: Path, args: list[str], message: str,
     assert main(["ab", str(suite), *args]) == ExitCode.USAGE_ERROR
     assert capsys.readouterr().err == message
     assert not Path(".evalkit/ab").exists()  # nothing ran
+
+
+def test_the_base_arm_is_read_from_git_with_files_outside_the_suite_folder(tmp_path: Path) -> None:
+    """A suite in suites/ reading ../prompts/p.md: the copy at REF keeps that layout and holds REF's text."""
+    from evalkit import load_suite
+    from evalkit.ab import suite_at_ref
+
+    (tmp_path / "suites").mkdir()
+    (tmp_path / "prompts").mkdir()
+    (tmp_path / "prompts" / "p.md").write_text("You answer, as committed.\n")
+    (tmp_path / "suites" / "s.yaml").write_text("name: s\ntarget: {provider: local, system: {file: ../prompts/p.md}, "
+                                                "user: 'Q {{ i }}'}\ncases: [{id: a, vars: {i: 1}}]\n")
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t.invalid", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t.invalid", "PATH": "/usr/bin:/bin"}
+    for args in (["init", "-q"], ["add", "."], ["commit", "-qm", "base"]):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, env=env)
+    (tmp_path / "prompts" / "p.md").write_text("You answer, as edited.\n")
+    copy = suite_at_ref(tmp_path / "suites" / "s.yaml", "HEAD", tmp_path / "copy")
+    suite = load_suite(copy)
+    assert suite.target.system is not None and suite.target.system.source == "You answer, as committed.\n"
+    assert (tmp_path / "prompts" / "p.md").read_text() == "You answer, as edited.\n"

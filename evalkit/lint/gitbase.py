@@ -1,41 +1,50 @@
-"""Reads files as they are in a base revision with git, without checking anything out."""
+"""Reads files as they are in a base revision with git, without checking anything out.
+
+Used by ``evalkit lint --base`` and ``evalkit ab --baseline-ref``; ``option`` names the flag in errors, and
+``cwd`` is the folder git runs in (paths are relative to it; the working directory by default).
+"""
 
 from __future__ import annotations
 
+import posixpath
 import subprocess
 from collections.abc import Sequence
+from pathlib import Path
 
 from evalkit.errors import ConfigError
 
 
-def _git(args: Sequence[str]) -> subprocess.CompletedProcess[bytes]:
+def _git(args: Sequence[str], option: str = "--base", cwd: Path | None = None) -> subprocess.CompletedProcess[bytes]:
     try:
-        return subprocess.run(["git", *args], capture_output=True, timeout=60, check=False)
+        return subprocess.run(["git", *args], capture_output=True, timeout=60, check=False, cwd=cwd)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise ConfigError(f"--base: cannot run git ({exc})") from None
+        raise ConfigError(f"{option}: cannot run git ({exc})") from None
 
 
-def verify(ref: str) -> str:
+def verify(ref: str, option: str = "--base", cwd: Path | None = None) -> str:
     """The commit ``ref`` names; a one-line error when it names none."""
-    verified = _git(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"])
+    verified = _git(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], option, cwd)
     if verified.returncode != 0:
-        if _git(["rev-parse", "--git-dir"]).returncode != 0:
-            raise ConfigError(f"--base: expected a git working tree, got {ref!r} outside one")
-        raise ConfigError(f"--base: expected a git revision, got {ref!r} (no such commit, branch or tag)")
+        if _git(["rev-parse", "--git-dir"], option, cwd).returncode != 0:
+            raise ConfigError(f"{option}: expected a git working tree, got {ref!r} outside one")
+        raise ConfigError(f"{option}: expected a git revision, got {ref!r} (no such commit, branch or tag)")
     return verified.stdout.decode().strip()
 
 
-def read_at(ref: str, paths: Sequence[str]) -> dict[str, str | None]:
-    """Each path's text at ``ref`` (None when absent there or not text); one ``git cat-file --batch``."""
+def read_at(ref: str, paths: Sequence[str], option: str = "--base", cwd: Path | None = None) -> dict[str, str | None]:
+    """Each path's text at ``ref`` (None when absent there or not text); one ``git cat-file --batch``.
+
+    Paths are relative to ``cwd`` and may climb out of it (``../prompts/p.md``) within the repository.
+    """
     if not paths:
         return {}
-    commit = verify(ref)
-    prefix = _git(["rev-parse", "--show-prefix"]).stdout.decode().strip()
+    commit = verify(ref, option, cwd)
+    prefix = _git(["rev-parse", "--show-prefix"], option, cwd).stdout.decode().strip()
     # One listing of the base tree gives every blob id; asking cat-file for "<commit>:<path>" instead would
     # re-read the folder's tree object for each path (quadratic in a folder of 10,000 prompts).
-    listing = _git(["ls-tree", "-r", "-z", "--full-tree", commit])
+    listing = _git(["ls-tree", "-r", "-z", "--full-tree", commit], option, cwd)
     if listing.returncode != 0:
-        raise ConfigError(f"--base: git ls-tree {ref} failed: {listing.stderr.decode(errors='replace').strip()}")
+        raise ConfigError(f"{option}: git ls-tree {ref} failed: {listing.stderr.decode(errors='replace').strip()}")
     blobs: dict[str, str] = {}
     for entry in listing.stdout.split(b"\0"):
         if not entry:
@@ -44,13 +53,13 @@ def read_at(ref: str, paths: Sequence[str]) -> dict[str, str | None]:
         parts = meta.split()
         if len(parts) == 3 and parts[1] == b"blob":
             blobs[name.decode("utf-8", "surrogateescape")] = parts[2].decode()
-    wanted = [(path, blobs.get(prefix + path)) for path in paths]
+    wanted = [(path, blobs.get(posixpath.normpath(prefix + path))) for path in paths]
     request = "".join(f"{oid}\n" for _, oid in wanted if oid).encode()
     try:
         output = subprocess.run(["git", "cat-file", "--batch"], input=request, capture_output=True, timeout=300,
-                                check=True).stdout
+                                check=True, cwd=cwd).stdout
     except (OSError, subprocess.SubprocessError) as exc:
-        raise ConfigError(f"--base: git cat-file failed ({exc})") from None
+        raise ConfigError(f"{option}: git cat-file failed ({exc})") from None
     found: dict[str, str | None] = {}
     position = 0
     for path, oid in wanted:
