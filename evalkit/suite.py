@@ -376,6 +376,7 @@ def load_suite(path: str | os.PathLike[str]) -> Suite:
 
     variables = frozenset().union(*(t.variables for t in target.templates))
     cases: list[Case] = []
+    judges_found: set[str] = set()
     seen: dict[str, str] = {}
     for index, item in enumerate(raw_cases):
         field_path: tuple[str | int, ...] = (*cases_prefix, index)
@@ -411,7 +412,7 @@ def load_suite(path: str | os.PathLike[str]) -> Suite:
         ))
         for check in checks:
             if check.name == "judge":
-                _check_judge(check.arg, suite_path, case_at, label)
+                _check_judge(check.arg, suite_path, case_at, label, judges_found)
 
     rate = raw.get("rate_limit", {})
     for template in target.templates:
@@ -434,11 +435,17 @@ def load_suite(path: str | os.PathLike[str]) -> Suite:
     )
 
 
-def _check_judge(arg: Any, suite_path: Path, case_at: str, label: str) -> None:
-    """A ``judge`` check names a judge with ``judges/NAME/judge.yaml`` beside the suite or in a folder above it."""
+def _check_judge(arg: Any, suite_path: Path, case_at: str, label: str, found: set[str]) -> None:
+    """A ``judge`` check names a judge with ``judges/NAME/judge.yaml`` beside the suite or in a folder above it.
+
+    ``found`` holds the names already looked up, so each judge is looked up once, not once per case.
+    """
     from evalkit.judges.pool import judge_arg, judges_dir_for
 
     name, _ = judge_arg(arg)
+    if name in found:
+        return
+    found.add(name)
     if judges_dir_for(suite_path, name) is None:
         raise ConfigError(f"{case_at}: {label}.expect.judge: expected a judge with judges/{name}/judge.yaml beside "
                           f"the suite or in a folder above it, got none named {name!r}")

@@ -54,9 +54,10 @@ def judges_of(suite: Suite) -> dict[str, Path]:
         for check in case.expect:
             if check.name == "judge":
                 name, _ = judge_arg(check.arg)
-                folder = judges_dir_for(suite.path, name)
-                if folder is not None:
-                    found[name] = folder
+                if name not in found:
+                    folder = judges_dir_for(suite.path, name)
+                    if folder is not None:
+                        found[name] = folder
     return found
 
 

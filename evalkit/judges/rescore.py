@@ -75,10 +75,13 @@ def rescore_baseline(baseline: Baseline, run: Run, *, seed: int = 0) -> Rescored
         async with open_pool(judges, seed) as pool:
             for sample in baseline.samples:
                 case = cases.get(sample.case_id)
+                if case is None:  # a case the suite no longer has: nothing to re-judge it against
+                    out.append(sample)
+                    continue
                 checks = dict(sample.checks)
                 scores = dict(sample.scores)
                 keep = True
-                for check in case.expect if case is not None else ():
+                for check in case.expect:
                     if check.name != "judge":
                         continue
                     name, pass_at = judge_arg(check.arg)
@@ -86,7 +89,7 @@ def rescore_baseline(baseline: Baseline, run: Run, *, seed: int = 0) -> Rescored
                     if key not in checks:
                         continue
                     judged += 1
-                    score = await pool.verdict(name, pass_at, case, sample.output, sample.repeat)  # type: ignore[arg-type]
+                    score = await pool.verdict(name, pass_at, case, sample.output, sample.repeat)
                     if score.unscored:
                         unscored += 1
                         keep = False
